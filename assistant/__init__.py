@@ -1,0 +1,1 @@
+"""lorag: answers from your own documents, with citations, on your own hardware."""

@@ -1,0 +1,1 @@
+"""The shared kernel: settings, data types, protocols, model loading, the store, the prompt."""

@@ -1,0 +1,103 @@
+"""The prompt template: how sources and a question become chat messages.
+
+The same template renders questions at query time and training examples in ``finetune/``, and
+it is saved with every adapter, so a model is trained on exactly the shape it will be asked in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+from assistant.core.types import Hit
+
+ABSTAIN_ANSWER = "I don't know: the documents do not contain the answer to this question."
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """A named, versioned prompt shape. ``source`` formats one numbered source."""
+
+    name: str
+    system: str
+    source: str
+    user: str
+    abstain_answer: str
+    abstain_patterns: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> PromptTemplate:
+        fields = dict(data)
+        fields["abstain_patterns"] = tuple(fields.get("abstain_patterns", ()))  # type: ignore[arg-type]
+        return cls(**fields)  # type: ignore[arg-type]
+
+    def format_source(self, n: int, hit: Hit, text: str | None = None) -> str:
+        chunk = hit.chunk
+        place = chunk.title
+        if chunk.page is not None:
+            place += f", page {chunk.page}"
+        if chunk.heading:
+            place += f", {chunk.heading}"
+        return self.source.format(n=n, place=place, text=text if text is not None else chunk.text)
+
+    def messages(self, question: str, sources: Sequence[str]) -> list[dict[str, str]]:
+        user = self.user.format(sources="\n\n".join(sources), question=question.strip())
+        return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
+
+    def is_abstention(self, answer: str) -> bool:
+        """Whether the model's answer says the sources do not hold the answer."""
+        text = answer.strip().lower()
+        return not text or any(re.search(pattern, text) for pattern in self.abstain_patterns)
+
+
+DEFAULT_TEMPLATE = PromptTemplate(
+    name="lorag-rag-v1",
+    system=(
+        "You are a careful assistant. Answer the question using only the numbered sources. "
+        "Cite the sources you use by their number in brackets, like [1]. Keep the answer short. "
+        f'If the sources do not contain the answer, reply exactly: "{ABSTAIN_ANSWER}"'
+    ),
+    source="[{n}] ({place})\n{text}",
+    user="Sources:\n\n{sources}\n\nQuestion: {question}",
+    abstain_answer=ABSTAIN_ANSWER,
+    abstain_patterns=(
+        r"^i don'?t know",
+        r"^i do not know",
+        r"do(es)? not contain the answer",
+        r"^(the )?sources? (do|does) not (say|mention|contain|provide)",
+    ),
+)
+
+
+def fit_sources(
+    template: PromptTemplate,
+    question: str,
+    hits: Sequence[Hit],
+    count_tokens: Callable[[str], int],
+    budget_tokens: int,
+) -> list[str]:
+    """Format as many hits as fit in ``budget_tokens`` (the whole prompt), best first.
+
+    The last source that does not fit whole is cut at a word boundary if at least a quarter of
+    it fits; sources after it are dropped.
+    """
+    used = count_tokens(template.messages(question, [])[1]["content"] + template.system)
+    sources: list[str] = []
+    for n, hit in enumerate(hits, start=1):
+        formatted = template.format_source(n, hit)
+        cost = count_tokens(formatted) + 2
+        if used + cost <= budget_tokens:
+            sources.append(formatted)
+            used += cost
+            continue
+        room = budget_tokens - used - count_tokens(template.format_source(n, hit, text="")) - 2
+        words = hit.chunk.text.split()
+        keep = len(words) * max(room, 0) // max(cost, 1)
+        if keep >= len(words) // 4 and keep > 0:
+            sources.append(template.format_source(n, hit, text=" ".join(words[:keep]) + " …"))
+        break
+    return sources

@@ -1,0 +1,97 @@
+"""The seams between lorag's parts: small Protocols that real and test implementations meet."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from assistant.core.types import Chunk, DocumentInfo, Hit, SparseVector
+
+
+class Embedder(Protocol):
+    """Turns text into dense, L2-normalised vectors."""
+
+    model_id: str
+    dimension: int
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+class SparseEncoder(Protocol):
+    """Turns text into sparse BM25 term vectors (IDF is applied by the store)."""
+
+    def encode_documents(self, texts: Sequence[str]) -> list[SparseVector]: ...
+
+    def encode_query(self, text: str) -> SparseVector: ...
+
+
+class VectorStore(Protocol):
+    """Collections of chunks with a dense and a sparse vector each; hybrid search with RRF."""
+
+    def list_collections(self) -> list[str]: ...
+
+    def has_collection(self, name: str) -> bool: ...
+
+    def create_collection(self, name: str, dimension: int) -> None: ...
+
+    def delete_collection(self, name: str) -> None: ...
+
+    def upsert(
+        self,
+        name: str,
+        chunks: Sequence[Chunk],
+        dense: np.ndarray,
+        sparse: Sequence[SparseVector],
+    ) -> None: ...
+
+    def delete_document(self, name: str, doc_id: str, keep_hash: str | None = None) -> None:
+        """Delete a document's chunks; with ``keep_hash``, keep those of that file version."""
+        ...
+
+    def count(self, name: str, doc_id: str | None = None, file_hash: str | None = None) -> int: ...
+
+    def documents(self, name: str) -> list[DocumentInfo]: ...
+
+    def hybrid_search(
+        self,
+        name: str,
+        dense: np.ndarray,
+        sparse: SparseVector,
+        limit: int,
+        candidates: int,
+    ) -> list[Hit]: ...
+
+    def dense_search(
+        self, name: str, dense: np.ndarray, limit: int, exact: bool = False
+    ) -> list[Hit]: ...
+
+    def close(self) -> None: ...
+
+
+class Generator(Protocol):
+    """A chat model that streams text; optionally with a PEFT adapter active."""
+
+    model_id: str
+    context_window: int
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def render(self, messages: list[dict[str, str]]) -> str:
+        """The prompt string the chat template makes of ``messages`` (generation prompt added)."""
+        ...
+
+    def stream(
+        self,
+        messages: list[dict[str, str]],
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        adapter: str | None = None,
+    ) -> Iterator[str]: ...
+
+    def load_adapter(self, path: str, name: str) -> None: ...

@@ -1,0 +1,116 @@
+"""Every setting lorag reads, in one typed place.
+
+Settings come from environment variables with the prefix ``LORAG_`` (nested fields joined by
+``__``, e.g. ``LORAG_RETRIEVAL__TOP_K=6``) and from an optional ``.env`` file. Nothing is read at
+import time: call :func:`load_settings` where a process starts (CLI, API factory, tests).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_GENERATOR = "HuggingFaceTB/SmolLM2-135M-Instruct"
+DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
+
+DType = Literal["auto", "float32", "bfloat16", "float16"]
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "lorag"
+
+
+class StoreSettings(BaseModel):
+    """Where the vectors live: an embedded engine in ``data_dir`` or a Qdrant server by URL."""
+
+    url: str | None = Field(None, description="Qdrant server URL; unset = embedded in data_dir.")
+    api_key: str | None = Field(None, description="API key for the Qdrant server.")
+    embedded_engine: Literal["edge", "client"] = Field(
+        "edge",
+        description="Embedded engine: 'edge' (the Qdrant engine in-process, qdrant-edge-py) "
+        "or 'client' (qdrant-client's pure-Python local mode).",
+    )
+    hnsw_ef: int = Field(128, ge=1, description="HNSW search beam width (recall vs speed).")
+    timeout_s: float = Field(30.0, gt=0, description="Request timeout for a Qdrant server.")
+
+
+class EmbedderSettings(BaseModel):
+    model: str = Field(DEFAULT_EMBEDDER, description="Hugging Face id or local folder.")
+    dtype: DType = "auto"
+    batch_size: int = Field(32, ge=1)
+    device: str = "cpu"
+
+
+class GeneratorSettings(BaseModel):
+    model: str = Field(DEFAULT_GENERATOR, description="Hugging Face id or local folder.")
+    dtype: DType = "auto"
+    device: str = "cpu"
+
+
+class ChunkingSettings(BaseModel):
+    chunk_tokens: int = Field(200, ge=16, description="Chunk size in embedder tokens.")
+    overlap_tokens: int = Field(32, ge=0, description="Overlap between chunks in embedder tokens.")
+
+    @model_validator(mode="after")
+    def _overlap_smaller_than_chunk(self) -> ChunkingSettings:
+        if self.overlap_tokens >= self.chunk_tokens:
+            raise ValueError(
+                "chunking.overlap_tokens must be smaller than chunking.chunk_tokens "
+                f"(got {self.overlap_tokens} >= {self.chunk_tokens})"
+            )
+        return self
+
+
+class RetrievalSettings(BaseModel):
+    top_k: int = Field(4, ge=1, description="Chunks put into the prompt.")
+    candidates: int = Field(30, ge=1, description="Candidates per retriever before RRF fusion.")
+    min_similarity: float = Field(
+        0.2, description="Abstain when the best chunk's cosine similarity is below this."
+    )
+
+
+class GenerationSettings(BaseModel):
+    max_new_tokens: int = Field(200, ge=1, le=4096)
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 = greedy decoding.")
+    context_tokens: int = Field(
+        1536, ge=128, description="Token budget for the whole prompt (sources included)."
+    )
+
+
+class Settings(BaseSettings):
+    """lorag's configuration. Build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LORAG_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    collection: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+    threads: int | None = Field(None, ge=1, description="torch threads; unset = cores available.")
+    store: StoreSettings = StoreSettings()
+    embedder: EmbedderSettings = EmbedderSettings()
+    generator: GeneratorSettings = GeneratorSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    generation: GenerationSettings = GenerationSettings()
+
+    @property
+    def cache_dir(self) -> Path:
+        """Converted models and other derived files."""
+        return self.data_dir / "cache"
+
+    @property
+    def qdrant_dir(self) -> Path:
+        """Embedded Qdrant storage."""
+        return self.data_dir / "qdrant"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment (and ``.env``), then apply keyword overrides."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,113 @@
+"""The data that flows through lorag: loaded documents, chunks, search hits, answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Section:
+    """A run of a document's text with its place: page (PDF) and heading (structured text).
+
+    ``start`` is the character offset of ``text`` in the document's full text (the sections
+    joined by :data:`SECTION_SEPARATOR`), so chunk spans point back into one string.
+    """
+
+    text: str
+    start: int
+    page: int | None = None
+    heading: str | None = None
+
+
+SECTION_SEPARATOR = "\n\n"
+
+
+@dataclass(frozen=True)
+class LoadedDocument:
+    """A file read by a loader: where it came from, its title, its sections, its content hash."""
+
+    source: str
+    title: str
+    sections: tuple[Section, ...]
+    content_hash: str
+
+    @property
+    def text(self) -> str:
+        return SECTION_SEPARATOR.join(section.text for section in self.sections)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One retrievable piece of a document; ``id`` is derived from its content (uuid5)."""
+
+    id: str
+    doc_id: str
+    source: str
+    title: str
+    text: str
+    start: int
+    end: int
+    chunk_index: int
+    chunk_count: int
+    file_hash: str
+    page: int | None = None
+    heading: str | None = None
+    ingested_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    """A sparse (BM25) vector: token ids and their weights."""
+
+    indices: list[int]
+    values: list[float]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk: ``score`` orders the hits (RRF for hybrid), ``similarity`` is the
+    cosine similarity between the query and the chunk (an absolute relevance signal)."""
+
+    chunk: Chunk
+    score: float
+    similarity: float
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """A document as the store knows it."""
+
+    doc_id: str
+    source: str
+    title: str
+    chunk_count: int
+    file_hash: str
+    ingested_at: float
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Where a part of an answer came from. ``n`` is the source number shown in the prompt."""
+
+    n: int
+    source: str
+    title: str
+    page: int | None
+    heading: str | None
+    snippet: str
+    score: float
+    similarity: float
+    chunk_id: str
+
+
+@dataclass
+class Answer:
+    """What the assistant says, and the sources it rests on."""
+
+    question: str
+    text: str
+    citations: list[Citation]
+    abstained: bool
+    adapter: str | None = None
+    sources: list[Citation] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)

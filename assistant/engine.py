@@ -1,0 +1,155 @@
+"""The query engine: question → hybrid retrieval → numbered sources → streamed answer → citations.
+
+``QueryEngine.stream`` yields the answer's text as it is generated (``Token``) and ends with the
+whole ``Answer`` (``Done``); ``ask`` is the same without streaming. When retrieval is weak the
+model is not called and the fixed abstain answer is returned; when the model says the sources do
+not hold the answer, the answer is marked as an abstention too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from assistant.citations import cite, to_citation
+from assistant.core.errors import CollectionNotFoundError, InvalidQuestionError
+from assistant.core.prompt import DEFAULT_TEMPLATE, PromptTemplate, fit_sources
+from assistant.core.protocols import Embedder, Generator, SparseEncoder, VectorStore
+from assistant.core.settings import GenerationSettings, RetrievalSettings
+from assistant.core.types import Answer, Hit
+
+MAX_QUESTION_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Token:
+    """A piece of the answer's text, as generated."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Done:
+    """The finished answer with its citations; always the last event."""
+
+    answer: Answer
+
+
+AnswerEvent = Token | Done
+
+
+def check_question(question: str, max_chars: int = MAX_QUESTION_CHARS) -> str:
+    """The question stripped; an empty or over-long one raises InvalidQuestionError."""
+    stripped = question.strip()
+    if not stripped:
+        raise InvalidQuestionError("the question is empty: ask something about your documents")
+    if len(stripped) > max_chars:
+        raise InvalidQuestionError(
+            f"the question is {len(stripped)} characters long, over the limit of {max_chars}"
+        )
+    return stripped
+
+
+class QueryEngine:
+    """Answers questions over one store with one generator (and its loaded adapters)."""
+
+    def __init__(
+        self,
+        *,
+        embedder: Embedder,
+        sparse: SparseEncoder,
+        store: VectorStore,
+        generator: Generator,
+        retrieval: RetrievalSettings,
+        generation: GenerationSettings,
+        template: PromptTemplate = DEFAULT_TEMPLATE,
+    ) -> None:
+        self.embedder = embedder
+        self.sparse = sparse
+        self.store = store
+        self.generator = generator
+        self.retrieval = retrieval
+        self.generation = generation
+        self.template = template
+
+    def retrieve(self, question: str, collection: str, top_k: int | None = None) -> list[Hit]:
+        """The best ``top_k`` chunks of ``collection`` for ``question`` (hybrid, RRF-fused)."""
+        if not self.store.has_collection(collection):
+            raise CollectionNotFoundError(collection, self.store.list_collections())
+        return self.store.hybrid_search(
+            collection,
+            dense=self.embedder.embed_query(question),
+            sparse=self.sparse.encode_query(question),
+            limit=top_k or self.retrieval.top_k,
+            candidates=max(self.retrieval.candidates, top_k or 0),
+        )
+
+    def stream(
+        self,
+        question: str,
+        collection: str,
+        adapter: str | None = None,
+        top_k: int | None = None,
+    ) -> Iterator[AnswerEvent]:
+        """Answer ``question`` from ``collection``: text pieces, then the ``Answer``."""
+        question = check_question(question)
+        started = time.perf_counter()
+        hits = self.retrieve(question, collection, top_k)
+        timings = {"retrieve_s": time.perf_counter() - started}
+        if not hits or max(hit.similarity for hit in hits) < self.retrieval.min_similarity:
+            yield Token(self.template.abstain_answer)
+            timings["total_s"] = time.perf_counter() - started
+            yield Done(self._answer(question, self.template.abstain_answer, hits, adapter, timings))
+            return
+
+        budget = min(self.generation.context_tokens, self.generator.context_window)
+        budget -= self.generation.max_new_tokens
+        sources = fit_sources(self.template, question, hits, self.generator.count_tokens, budget)
+        hits = hits[: len(sources)]
+        messages = self.template.messages(question, sources)
+        pieces: list[str] = []
+        for piece in self.generator.stream(
+            messages,
+            max_new_tokens=self.generation.max_new_tokens,
+            temperature=self.generation.temperature,
+            adapter=adapter,
+        ):
+            if not pieces:
+                timings["first_token_s"] = time.perf_counter() - started
+            pieces.append(piece)
+            yield Token(piece)
+        timings["total_s"] = time.perf_counter() - started
+        yield Done(self._answer(question, "".join(pieces).strip(), hits, adapter, timings))
+
+    def ask(
+        self,
+        question: str,
+        collection: str,
+        adapter: str | None = None,
+        top_k: int | None = None,
+    ) -> Answer:
+        """Answer ``question`` from ``collection`` in one piece."""
+        for event in self.stream(question, collection, adapter=adapter, top_k=top_k):
+            if isinstance(event, Done):
+                return event.answer
+        raise AssertionError("QueryEngine.stream ended without a Done event")
+
+    def _answer(
+        self,
+        question: str,
+        text: str,
+        hits: list[Hit],
+        adapter: str | None,
+        timings: dict[str, float],
+    ) -> Answer:
+        abstained = self.template.is_abstention(text)
+        return Answer(
+            question=question,
+            text=self.template.abstain_answer if abstained else text,
+            citations=[] if abstained else cite(text, hits),
+            abstained=abstained,
+            adapter=adapter,
+            sources=[to_citation(n, hit, text) for n, hit in enumerate(hits, start=1)],
+            timings=timings,
+        )

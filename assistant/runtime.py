@@ -1,0 +1,96 @@
+"""The running parts of lorag, built from settings on first use.
+
+A CLI command or the API server makes one ``Runtime``; each part (store, embedder, generator,
+engine) is loaded the first time it is needed, so ``lorag collections`` loads no model and
+``lorag ingest`` loads no generator.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from assistant.core.errors import AdapterError
+from assistant.core.settings import Settings
+
+if TYPE_CHECKING:
+    from assistant.core.models import HFGenerator, SentenceTransformerEmbedder
+    from assistant.core.protocols import VectorStore
+    from assistant.core.sparse import Bm25Encoder
+    from assistant.engine import QueryEngine
+    from ingestion.pipeline import Ingestor
+
+
+class Runtime:
+    """Lazily built store, models and engine for one process."""
+
+    def __init__(self, settings: Settings) -> None:
+        from assistant.core.models import configure_threads
+
+        self.settings = settings
+        configure_threads(settings)
+
+    @cached_property
+    def store(self) -> VectorStore:
+        from assistant.core.store import open_store
+
+        return open_store(self.settings)
+
+    @cached_property
+    def embedder(self) -> SentenceTransformerEmbedder:
+        from assistant.core.models import load_embedder
+
+        return load_embedder(self.settings)
+
+    @cached_property
+    def sparse(self) -> Bm25Encoder:
+        from assistant.core.sparse import Bm25Encoder
+
+        return Bm25Encoder()
+
+    @cached_property
+    def generator(self) -> HFGenerator:
+        from assistant.core.models import load_generator
+
+        return load_generator(self.settings)
+
+    @cached_property
+    def engine(self) -> QueryEngine:
+        from assistant.engine import QueryEngine
+
+        return QueryEngine(
+            embedder=self.embedder,
+            sparse=self.sparse,
+            store=self.store,
+            generator=self.generator,
+            retrieval=self.settings.retrieval,
+            generation=self.settings.generation,
+        )
+
+    def ingestor(self, collection: str, show_progress: bool = False) -> Ingestor:
+        from ingestion.pipeline import Ingestor
+
+        return Ingestor(
+            store=self.store,
+            embedder=self.embedder,
+            sparse=self.sparse,
+            chunking=self.settings.chunking,
+            collection=collection,
+            show_progress=show_progress,
+        )
+
+    def use_adapter(self, adapter: str | None) -> str | None:
+        """Load the adapter folder ``adapter`` onto the generator; the name to answer with."""
+        if adapter is None:
+            return None
+        folder = Path(adapter).expanduser()
+        if not folder.is_dir():
+            raise AdapterError(f"adapter {adapter!r} not found: give the folder of a PEFT adapter")
+        name = folder.resolve().name
+        self.generator.load_adapter(str(folder), name)
+        return name
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()

@@ -1,0 +1,1 @@
+"""Fine-tuning: LoRA and QLoRA adapters from your data and your documents."""

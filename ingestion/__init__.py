@@ -1,0 +1,1 @@
+"""Ingestion: files → loaders → chunks → embeddings → Qdrant."""

@@ -1,0 +1,60 @@
+"""The prompt template: messages, abstention detection, fitting sources in a token budget."""
+
+from __future__ import annotations
+
+from assistant.core.prompt import DEFAULT_TEMPLATE, PromptTemplate, fit_sources
+from assistant.core.types import Chunk, Hit
+
+
+def make_hit(n: int, words: int, page: int | None = None, heading: str | None = None) -> Hit:
+    text = " ".join(f"w{n}_{i}" for i in range(words))
+    chunk = Chunk(
+        id=str(n),
+        doc_id="d",
+        source="/s.pdf",
+        title="Handbook",
+        text=text,
+        start=0,
+        end=len(text),
+        chunk_index=n,
+        chunk_count=9,
+        file_hash="h",
+        page=page,
+        heading=heading,
+    )
+    return Hit(chunk=chunk, score=1.0, similarity=0.9)
+
+
+def count_words(text: str) -> int:
+    return len(text.split())
+
+
+def test_messages_number_the_sources_and_end_with_the_question() -> None:
+    hit = make_hit(1, 3, page=4, heading="Travel > Limits")
+    sources = [DEFAULT_TEMPLATE.format_source(1, hit)]
+    system, user = DEFAULT_TEMPLATE.messages("  How much?  ", sources)
+    assert system["role"] == "system" and "[1]" in system["content"]
+    assert user["content"].startswith("Sources:")
+    assert "[1] (Handbook, page 4, Travel > Limits)" in user["content"]
+    assert user["content"].endswith("Question: How much?")
+
+
+def test_abstention_detection() -> None:
+    assert DEFAULT_TEMPLATE.is_abstention(DEFAULT_TEMPLATE.abstain_answer)
+    assert DEFAULT_TEMPLATE.is_abstention("I don't know.")
+    assert DEFAULT_TEMPLATE.is_abstention("")
+    assert not DEFAULT_TEMPLATE.is_abstention("The limit is 50 euros [1].")
+
+
+def test_sources_fit_the_budget_best_first() -> None:
+    hits = [make_hit(n, 100) for n in range(1, 6)]
+    sources = fit_sources(DEFAULT_TEMPLATE, "q", hits, count_words, budget_tokens=300)
+    assert len(sources) == 3  # two whole sources and a cut third
+    assert sources[0].startswith("[1]") and sources[2].startswith("[3]")
+    assert sources[2].endswith("…")
+    prompt = DEFAULT_TEMPLATE.messages("q", sources)
+    assert sum(count_words(m["content"]) for m in prompt) <= 300
+
+
+def test_template_round_trips_through_a_dict() -> None:
+    assert PromptTemplate.from_dict(DEFAULT_TEMPLATE.to_dict()) == DEFAULT_TEMPLATE

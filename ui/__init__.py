@@ -1,0 +1,1 @@
+"""The browser chat UI (Streamlit), a thin HTTP client of the API."""

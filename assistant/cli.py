@@ -34,8 +34,8 @@ documents_app = typer.Typer(
 )
 app.add_typer(documents_app, name="documents")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 CollectionOption = Annotated[
     str | None, typer.Option("--collection", "-c", help="Knowledge base (default: settings).")
@@ -86,7 +86,16 @@ def ingest(
         raise typer.Exit(1)
 
 
+WITHDRAWN = {
+    "model_declined": "the model found no answer in the sources",
+    "unsupported": "the draft above is not supported by the sources",
+}
+
+
 def _print_answer(answer: Answer) -> None:
+    """After a streamed answer: a withdrawn draft's reason, or the citations."""
+    if answer.abstain_reason in WITHDRAWN:
+        out.print(f"[yellow]{WITHDRAWN[answer.abstain_reason]}:[/yellow] {answer.text}")
     for citation in answer.citations:
         place = citation.title
         if citation.page is not None:
@@ -171,10 +180,11 @@ def documents_list(collection: CollectionOption = None) -> None:
     with runtime() as rt:
         name = _collection(rt, collection)
         docs = _documents(rt, name)
-    table = Table("source", "title", "chunks", "ingested")
+    table = Table("file", "title", "chunks", "ingested")
+    table.add_column("source", overflow="fold")
     for info in docs:
         when = datetime.fromtimestamp(info.ingested_at).isoformat(timespec="seconds")
-        table.add_row(info.source, info.title, str(info.chunk_count), when)
+        table.add_row(Path(info.source).name, info.title, str(info.chunk_count), when, info.source)
     out.print(table)
 
 

@@ -2,8 +2,10 @@
 
 ``QueryEngine.stream`` yields the answer's text as it is generated (``Token``) and ends with the
 whole ``Answer`` (``Done``); ``ask`` is the same without streaming. When retrieval is weak the
-model is not called and the fixed abstain answer is returned; when the model says the sources do
-not hold the answer, the answer is marked as an abstention too.
+model is not called and the fixed abstain answer is returned. So it is when the model says the
+sources do not hold the answer, or when what the answer adds to the question is not found in
+the sources (``generation.min_support``): then the streamed draft is replaced by the abstain
+answer, and ``Answer.abstain_reason`` says why.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from assistant.citations import cite, to_citation
+from assistant.citations import cite, grounding, to_citation
 from assistant.core.errors import CollectionNotFoundError, InvalidQuestionError
 from assistant.core.prompt import DEFAULT_TEMPLATE, PromptTemplate, fit_sources
 from assistant.core.protocols import Embedder, Generator, SparseEncoder, VectorStore
 from assistant.core.settings import GenerationSettings, RetrievalSettings
-from assistant.core.types import Answer, Hit
+from assistant.core.types import AbstainReason, Answer, Hit
 
 MAX_QUESTION_CHARS = 2000
 
@@ -100,7 +102,7 @@ class QueryEngine:
         if not hits or max(hit.similarity for hit in hits) < self.retrieval.min_similarity:
             yield Token(self.template.abstain_answer)
             timings["total_s"] = time.perf_counter() - started
-            yield Done(self._answer(question, self.template.abstain_answer, hits, adapter, timings))
+            yield Done(self._abstain(question, hits, "weak_retrieval", adapter, timings))
             return
 
         budget = min(self.generation.context_tokens, self.generator.context_window)
@@ -143,13 +145,35 @@ class QueryEngine:
         adapter: str | None,
         timings: dict[str, float],
     ) -> Answer:
-        abstained = self.template.is_abstention(text)
+        if self.template.is_abstention(text):
+            return self._abstain(question, hits, "model_declined", adapter, timings)
+        if grounding(text, question, hits) < self.generation.min_support:
+            return self._abstain(question, hits, "unsupported", adapter, timings)
         return Answer(
             question=question,
-            text=self.template.abstain_answer if abstained else text,
-            citations=[] if abstained else cite(text, hits),
-            abstained=abstained,
+            text=text,
+            citations=cite(text, question, hits),
+            abstained=False,
             adapter=adapter,
             sources=[to_citation(n, hit, text) for n, hit in enumerate(hits, start=1)],
+            timings=timings,
+        )
+
+    def _abstain(
+        self,
+        question: str,
+        hits: list[Hit],
+        reason: AbstainReason,
+        adapter: str | None,
+        timings: dict[str, float],
+    ) -> Answer:
+        return Answer(
+            question=question,
+            text=self.template.abstain_answer,
+            citations=[],
+            abstained=True,
+            abstain_reason=reason,
+            adapter=adapter,
+            sources=[to_citation(n, hit, question) for n, hit in enumerate(hits, start=1)],
             timings=timings,
         )

@@ -73,10 +73,17 @@ class RetrievalSettings(BaseModel):
 
 
 class GenerationSettings(BaseModel):
-    max_new_tokens: int = Field(200, ge=1, le=4096)
+    max_new_tokens: int = Field(128, ge=1, le=4096)
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 = greedy decoding.")
     context_tokens: int = Field(
         1536, ge=128, description="Token budget for the whole prompt (sources included)."
+    )
+    min_support: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Abstain when less than this share of the answer's new words (those not in "
+        "the question) is found in the sources; 0 turns the check off.",
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -100,14 +101,24 @@ class Citation:
     chunk_id: str
 
 
+AbstainReason = Literal["weak_retrieval", "model_declined", "unsupported"]
+
+
 @dataclass
 class Answer:
-    """What the assistant says, and the sources it rests on."""
+    """What the assistant says, and the sources it rests on.
+
+    ``sources`` are all chunks given to the model, numbered as in the prompt; ``citations`` are
+    those the answer rests on. ``abstain_reason`` says why an abstention happened: retrieval
+    found nothing similar enough, the model said the sources do not hold the answer, or the
+    answer was not supported by the sources (its new words were not found in them).
+    """
 
     question: str
     text: str
     citations: list[Citation]
     abstained: bool
+    abstain_reason: AbstainReason | None = None
     adapter: str | None = None
     sources: list[Citation] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)

@@ -1,0 +1,95 @@
+"""The ``lorag`` command line, in-process, with tiny real models: output and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from assistant.cli import app
+from assistant.core.settings import Settings
+
+
+@pytest.fixture
+def cli(tiny_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("LORAG_DATA_DIR", str(tiny_settings.data_dir))
+    monkeypatch.setenv("LORAG_GENERATOR__MODEL", tiny_settings.generator.model)
+    monkeypatch.setenv("LORAG_EMBEDDER__MODEL", tiny_settings.embedder.model)
+    monkeypatch.setenv("LORAG_GENERATION__MAX_NEW_TOKENS", "8")
+    return CliRunner()
+
+
+@pytest.fixture
+def docs(tmp_path: Path) -> Path:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.md").write_text("# Alpha\n\nThe alpha server runs backups nightly.\n")
+    (folder / "b.txt").write_text("Bravo team owns the billing service.\n")
+    return folder
+
+
+def test_ingest_ask_list_delete(cli: CliRunner, docs: Path) -> None:
+    result = cli.invoke(app, ["ingest", str(docs), "-c", "kb", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "2 added" in result.output
+
+    again = cli.invoke(app, ["ingest", str(docs), "-c", "kb", "--no-progress"])
+    assert "2 unchanged" in again.output and again.exit_code == 0
+
+    asked = cli.invoke(app, ["ask", "Who owns billing?", "-c", "kb", "--json"])
+    assert asked.exit_code == 0, asked.output
+    answer = json.loads(asked.stdout)
+    assert answer["question"] == "Who owns billing?"
+    assert answer["sources"] and isinstance(answer["abstained"], bool)
+
+    listed = cli.invoke(app, ["documents", "list", "-c", "kb"])
+    assert "a.md" in listed.output and "b.txt" in listed.output
+
+    collections = cli.invoke(app, ["collections"])
+    assert "kb" in collections.output
+
+    deleted = cli.invoke(app, ["documents", "delete", str(docs / "a.md"), "-c", "kb"])
+    assert deleted.exit_code == 0 and "deleted" in deleted.output
+    listed = cli.invoke(app, ["documents", "list", "-c", "kb"])
+    assert "a.md" not in listed.output
+
+
+def test_ingest_with_a_bad_file_reports_it_and_exits_non_zero(cli: CliRunner, docs: Path) -> None:
+    (docs / "empty.txt").write_bytes(b"")
+    result = cli.invoke(app, ["ingest", str(docs), "-c", "kb", "--no-progress"])
+    assert result.exit_code == 1
+    assert "2 added" in result.output and "1 failed" in result.output
+    assert "empty.txt" in result.output and "empty" in result.output
+
+
+def test_missing_path(cli: CliRunner, tmp_path: Path) -> None:
+    result = cli.invoke(app, ["ingest", str(tmp_path / "missing"), "-c", "kb", "--no-progress"])
+    assert result.exit_code == 1
+    assert "missing" in result.output and "not found" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ask", "anything", "-c", "nope"], "unknown collection 'nope'"),
+        (["ask", "  ", "-c", "kb"], "question is empty"),
+        (["documents", "list", "-c", "nope"], "unknown collection 'nope'"),
+        (["ask", "hi", "-c", "kb", "--adapter", "/no/such/adapter"], "adapter"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_1(
+    cli: CliRunner, docs: Path, args: list[str], message: str
+) -> None:
+    cli.invoke(app, ["ingest", str(docs), "-c", "kb", "--no-progress"])
+    result = cli.invoke(app, args)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_deleting_an_unknown_document_fails(cli: CliRunner, docs: Path) -> None:
+    cli.invoke(app, ["ingest", str(docs), "-c", "kb", "--no-progress"])
+    result = cli.invoke(app, ["documents", "delete", "nothing.pdf", "-c", "kb"])
+    assert result.exit_code == 1 and "nothing.pdf" in result.output

@@ -1,0 +1,215 @@
+"""The ingest pipeline on the real embedded store with tiny real models: incremental updates,
+pruning, failures that leave nothing behind, and recovery after a kill -9."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.core.settings import Settings
+from assistant.runtime import Runtime
+from ingestion.chunking import document_id
+
+
+class CountingEmbedder:
+    """The real embedder, counting how many texts it embeds."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.embedded = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        self.embedded += len(texts)
+        return self.inner.embed_documents(texts)  # type: ignore[attr-defined]
+
+
+def write_corpus(folder: Path, n: int = 4) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        body = "\n\n".join(
+            f"Paragraph {j} of note {i}: the warehouse {i} ships order {i * 100 + j} on day {j}."
+            for j in range(6)
+        )
+        (folder / f"note{i}.md").write_text(f"# Note {i}\n\n{body}\n", encoding="utf-8")
+
+
+@pytest.fixture
+def runtime(tiny_settings: Settings) -> Runtime:
+    rt = Runtime(tiny_settings)
+    rt.__dict__["embedder"] = CountingEmbedder(rt.embedder)
+    yield rt
+    rt.close()
+
+
+def test_ingest_then_reingest_unchanged_computes_no_embeddings(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    docs = tmp_path / "docs"
+    write_corpus(docs)
+    first = runtime.ingestor("kb").ingest([docs])
+    assert len(first.added) == 4 and first.ok
+    points = runtime.store.count("kb")
+    assert points == first.chunks_written > 4
+
+    runtime.embedder.embedded = 0
+    second = runtime.ingestor("kb").ingest([docs])
+    assert len(second.unchanged) == 4
+    assert second.chunks_written == 0
+    assert runtime.embedder.embedded == 0
+    assert runtime.store.count("kb") == points
+
+
+def test_modified_file_replaces_its_chunks(runtime: Runtime, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    write_corpus(docs)
+    runtime.ingestor("kb").ingest([docs])
+    target = docs / "note1.md"
+    doc_id = document_id(str(target.resolve()))
+    old_hashes = {info.file_hash for info in runtime.store.documents("kb") if info.doc_id == doc_id}
+
+    target.write_text("# Note 1\n\nThe warehouse moved to Utrecht in spring.\n", encoding="utf-8")
+    report = runtime.ingestor("kb").ingest([docs])
+    assert report.replaced == [str(target.resolve())]
+    assert len(report.unchanged) == 3
+
+    (info,) = [d for d in runtime.store.documents("kb") if d.doc_id == doc_id]
+    assert info.file_hash not in old_hashes
+    assert runtime.store.count("kb", doc_id=doc_id) == info.chunk_count
+    assert runtime.store.count("kb", doc_id=doc_id, file_hash=info.file_hash) == info.chunk_count
+    hits = runtime.engine.retrieve("warehouse moved to Utrecht", "kb", top_k=20)
+    texts = [h.chunk.text for h in hits if h.chunk.doc_id == doc_id]
+    assert texts and all("Utrecht" in t for t in texts)
+
+
+def test_prune_removes_deleted_files_and_leaves_nothing(runtime: Runtime, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    write_corpus(docs)
+    runtime.ingestor("kb").ingest([docs])
+    gone = docs / "note2.md"
+    doc_id = document_id(str(gone.resolve()))
+    gone.unlink()
+
+    kept = runtime.ingestor("kb").ingest([docs])
+    assert kept.pruned == [] and runtime.store.count("kb", doc_id=doc_id) > 0
+
+    pruned = runtime.ingestor("kb").ingest([docs], prune=True)
+    assert pruned.pruned == [str(gone.resolve())]
+    assert runtime.store.count("kb", doc_id=doc_id) == 0
+    assert doc_id not in {d.doc_id for d in runtime.store.documents("kb")}
+
+
+def test_bad_files_are_reported_and_leave_nothing_while_the_rest_is_ingested(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    docs = tmp_path / "docs"
+    write_corpus(docs, n=2)
+    (docs / "empty.txt").write_bytes(b"")
+    (docs / "binary.txt").write_bytes(bytes(range(256)) * 4)
+    (docs / "latin1.txt").write_bytes("Café crème à Genève".encode("latin-1"))
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.7\n1 0 obj <<>> garbage")
+    missing = tmp_path / "nowhere"
+
+    report = runtime.ingestor("kb").ingest([docs, missing])
+    assert not report.ok
+    assert len(report.added) == 2
+    failed = {Path(source).name: problem for source, problem in report.failed.items()}
+    assert set(failed) == {"empty.txt", "binary.txt", "latin1.txt", "broken.pdf", "nowhere"}
+    assert "empty" in failed["empty.txt"]
+    assert "binary" in failed["binary.txt"]
+    assert "UTF-8" in failed["latin1.txt"]
+    assert "PDF" in failed["broken.pdf"]
+    assert "not found" in failed["nowhere"]
+    stored = {Path(d.source).name for d in runtime.store.documents("kb")}
+    assert stored == {"note0.md", "note1.md"}
+
+
+KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    from assistant.core.settings import load_settings
+    from assistant.runtime import Runtime
+
+    rt = Runtime(load_settings())
+    real_upsert = rt.store.upsert
+    calls = {"n": 0}
+
+    def upsert_then_die(name, chunks, dense, sparse):
+        calls["n"] += 1
+        if calls["n"] == 2:  # second group: write half of it, then die mid-write
+            half = len(chunks) // 2
+            real_upsert(name, chunks[:half], dense[:half], sparse[:half])
+            os.kill(os.getpid(), signal.SIGKILL)
+        real_upsert(name, chunks, dense, sparse)
+
+    rt.store.upsert = upsert_then_die
+    rt.ingestor("kb").ingest([Path(sys.argv[1])])
+    """
+)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        LORAG_DATA_DIR=str(settings.data_dir),
+        LORAG_GENERATOR__MODEL=settings.generator.model,
+        LORAG_EMBEDDER__MODEL=settings.embedder.model,
+        LORAG_CHUNKING__CHUNK_TOKENS=str(settings.chunking.chunk_tokens),
+        LORAG_CHUNKING__OVERLAP_TOKENS=str(settings.chunking.overlap_tokens),
+    )
+    return env
+
+
+def test_kill_9_mid_ingest_then_rerun_gives_exact_count_and_no_duplicates(
+    tiny_settings: Settings, tmp_path: Path
+) -> None:
+    settings = tiny_settings.model_copy(
+        update={
+            "chunking": tiny_settings.chunking.model_copy(
+                update={"chunk_tokens": 24, "overlap_tokens": 0}
+            )
+        }
+    )
+    docs = tmp_path / "docs"
+    write_corpus(docs, n=80)
+
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLER, str(docs)], env=settings_env(settings), timeout=600
+    )
+    assert killed.returncode == -signal.SIGKILL
+
+    rt = Runtime(settings)
+    try:
+        partial = rt.store.count("kb")
+        report = rt.ingestor("kb").ingest([docs])
+        assert report.ok and report.unchanged  # the first group's files were complete
+        total = rt.store.count("kb")
+        infos = rt.store.documents("kb")
+        assert len(infos) == 80
+        assert total == sum(info.chunk_count for info in infos) > partial
+        # No duplicates: each document holds exactly its chunk_count chunks, all of one version.
+        for info in infos:
+            assert rt.store.count("kb", doc_id=info.doc_id) == info.chunk_count
+            assert rt.store.count("kb", doc_id=info.doc_id, file_hash=info.file_hash) == (
+                info.chunk_count
+            )
+    finally:
+        rt.close()
+
+    clean = settings.model_copy(update={"data_dir": tmp_path / "clean"})
+    rt = Runtime(clean)
+    try:
+        rt.ingestor("kb").ingest([docs])
+        assert rt.store.count("kb") == total
+    finally:
+        rt.close()

@@ -1,0 +1,78 @@
+"""End to end with the real default models (SmolLM2-135M-Instruct, all-MiniLM-L6-v2) and the
+embedded Qdrant engine: the quoref-dev corpus and the bundled user guide."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from assistant.core.settings import Settings, load_settings
+from assistant.runtime import Runtime
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+QUOREF = Path(os.environ.get("LORAG_QUOREF_DIR", REPO.parent / "shared" / "data" / "quoref-dev"))
+
+
+@pytest.fixture(scope="module")
+def default_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return load_settings(data_dir=tmp_path_factory.mktemp("e2e"))
+
+
+@pytest.fixture(scope="module")
+def runtime(default_settings: Settings) -> Runtime:
+    rt = Runtime(default_settings)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture(scope="module")
+def quoref(runtime: Runtime) -> list[dict]:
+    if not QUOREF.is_dir():
+        message = f"quoref-dev not found at {QUOREF} (set LORAG_QUOREF_DIR)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    report = runtime.ingestor("quoref").ingest([QUOREF / "docs"])
+    assert report.ok and len(report.added) == 600
+    with (QUOREF / "questions.jsonl").open(encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines]
+
+
+def test_gold_source_is_in_the_top_5_for_90_percent_of_questions(
+    runtime: Runtime, quoref: list[dict]
+) -> None:
+    found = 0
+    for row in quoref:
+        hits = runtime.engine.retrieve(row["question"], "quoref", top_k=5)
+        found += any(Path(h.chunk.source).name == row["source"] for h in hits)
+    recall = found / len(quoref)
+    print(f"gold source in top 5: {recall:.3f} of {len(quoref)} questions")
+    assert recall >= 0.90
+
+
+def test_answers_cite_retrieved_chunks(runtime: Runtime, quoref: list[dict]) -> None:
+    sample = quoref[::160][:8]
+    cited = 0
+    for row in sample:
+        answer = runtime.engine.ask(row["question"], "quoref")
+        retrieved = {source.chunk_id for source in answer.sources}
+        assert {c.chunk_id for c in answer.citations} <= retrieved
+        if not answer.abstained:
+            assert answer.citations, f"no citation for {row['question']!r}: {answer.text!r}"
+            cited += 1
+    assert cited >= len(sample) // 2
+
+
+def test_the_assistant_explains_itself_from_the_user_guide(runtime: Runtime) -> None:
+    report = runtime.ingestor("guide").ingest([REPO / "examples" / "docs"])
+    assert report.ok and report.added
+    hits = runtime.engine.retrieve("How do I delete a document from a collection?", "guide")
+    assert Path(hits[0].chunk.source).name == "managing-collections.md"
+    answer = runtime.engine.ask("Which file types can lorag ingest?", "guide")
+    assert not answer.abstained
+    assert any(Path(c.source).name == "ingesting-documents.md" for c in answer.citations)

@@ -2,8 +2,8 @@
 
 A small model often answers with a span copied from a source and no marker; such an answer is
 attributed to the sources that hold its *new* words (those not already in the question). The
-same measure, ``support``, tells whether an answer is grounded at all: an answer whose new words
-are mostly absent from every source was not taken from the documents.
+share of new words found in the sources tells whether an answer was taken from the documents
+at all.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from assistant.core.types import Citation, Hit
 _MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _WORD = re.compile(r"\w+")
 SNIPPET_CHARS = 300
-ATTRIBUTION_MIN_SUPPORT = 0.5
+MAX_ATTRIBUTED = 3
 _STOPWORD_LIST = """
     a an the and or but of to in on at by for with from as is are was were be been being it
     its this that these those he she they them his her their him we you i our your my me who
     whom whose which what when where why how not no do does did has have had so than then
     there here into about after before over under also only just very can could would should
-    will may might one ones person name first last full"""
+    will may might one ones person name first last full answer answers short question source
+    sources"""
 STOPWORDS = frozenset(_STOPWORD_LIST.split())
 
 
@@ -48,31 +49,27 @@ def new_words(answer: str, question: str) -> set[str]:
     return content_words(answer) - content_words(question)
 
 
-def support(words: set[str], text: str) -> float:
-    """The share of ``words`` found in ``text`` (0.0 when there are no words)."""
-    if not words:
-        return 0.0
-    return len(words & content_words(text)) / len(words)
+def attribute(answer: str, question: str, hits: Sequence[Hit]) -> tuple[list[int], float]:
+    """The sources the answer's new words come from, and the share of those words they hold.
 
-
-def grounding(answer: str, question: str, hits: Sequence[Hit]) -> float:
-    """How much of what the answer adds to the question is found in the sources (0..1).
-
-    An answer that only restates the question adds nothing, and scores 0.
+    Greedy cover: take the source holding most of the still-unexplained words, then the next,
+    while a source adds any (at most ``MAX_ATTRIBUTED``). An answer that only restates the
+    question has no new words and a share of 0.
     """
-    return support(new_words(answer, question), " ".join(hit.chunk.text for hit in hits))
-
-
-def attribute(answer: str, question: str, hits: Sequence[Hit]) -> list[int]:
-    """Source numbers holding the most of the answer's new words (at least half of them)."""
-    words = new_words(answer, question)
-    if not hits:
-        return []
-    shares = [support(words, hit.chunk.text) for hit in hits]
-    best = max(shares)
-    if best < ATTRIBUTION_MIN_SUPPORT:
-        return []
-    return [n for n, share in enumerate(shares, start=1) if share == best]
+    left = new_words(answer, question)
+    total = len(left)
+    numbers: list[int] = []
+    chunk_words = [content_words(hit.chunk.text) for hit in hits]
+    while left and len(numbers) < MAX_ATTRIBUTED:
+        gains = [len(left & words) for words in chunk_words]
+        best = max(gains, default=0)
+        if best == 0:
+            break
+        n = gains.index(best) + 1
+        numbers.append(n)
+        left -= chunk_words[n - 1]
+    share = (total - len(left)) / total if total else 0.0
+    return numbers, share
 
 
 def snippet(text: str, answer: str, width: int = SNIPPET_CHARS) -> str:
@@ -97,9 +94,3 @@ def to_citation(n: int, hit: Hit, answer: str) -> Citation:
         similarity=hit.similarity,
         chunk_id=chunk.id,
     )
-
-
-def cite(answer: str, question: str, hits: Sequence[Hit]) -> list[Citation]:
-    """Citations for ``answer``: its valid ``[n]`` markers, else attribution by word overlap."""
-    numbers = cited_numbers(answer, len(hits)) or attribute(answer, question, hits)
-    return [to_citation(n, hits[n - 1], answer) for n in numbers]

@@ -10,11 +10,12 @@ answer, and ``Answer.abstain_reason`` says why.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from assistant.citations import cite, grounding, to_citation
+from assistant.citations import attribute, cited_numbers, to_citation
 from assistant.core.errors import CollectionNotFoundError, InvalidQuestionError
 from assistant.core.prompt import DEFAULT_TEMPLATE, PromptTemplate, fit_sources
 from assistant.core.protocols import Embedder, Generator, SparseEncoder, VectorStore
@@ -22,6 +23,7 @@ from assistant.core.settings import GenerationSettings, RetrievalSettings
 from assistant.core.types import AbstainReason, Answer, Hit
 
 MAX_QUESTION_CHARS = 2000
+_SENTENCE_END = re.compile(r"(?<=[.!?\n])\s+")
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,18 @@ class Done:
 
 
 AnswerEvent = Token | Done
+
+
+def drop_repeated_sentences(text: str) -> str:
+    """``text`` without sentences that repeat an earlier one (a small model's loops)."""
+    seen: set[str] = set()
+    kept: list[str] = []
+    for sentence in _SENTENCE_END.split(text.strip()):
+        key = sentence.strip().lower()
+        if key and key not in seen:
+            seen.add(key)
+            kept.append(sentence.strip())
+    return " ".join(kept)
 
 
 def check_question(question: str, max_chars: int = MAX_QUESTION_CHARS) -> str:
@@ -122,7 +136,8 @@ class QueryEngine:
             pieces.append(piece)
             yield Token(piece)
         timings["total_s"] = time.perf_counter() - started
-        yield Done(self._answer(question, "".join(pieces).strip(), hits, adapter, timings))
+        text = drop_repeated_sentences("".join(pieces))
+        yield Done(self._answer(question, text, hits, adapter, timings))
 
     def ask(
         self,
@@ -147,12 +162,14 @@ class QueryEngine:
     ) -> Answer:
         if self.template.is_abstention(text):
             return self._abstain(question, hits, "model_declined", adapter, timings)
-        if grounding(text, question, hits) < self.generation.min_support:
+        attributed, share = attribute(text, question, hits)
+        if share < self.generation.min_support:
             return self._abstain(question, hits, "unsupported", adapter, timings)
+        cited = cited_numbers(text, len(hits)) or attributed
         return Answer(
             question=question,
             text=text,
-            citations=cite(text, question, hits),
+            citations=[to_citation(n, hits[n - 1], text) for n in cited],
             abstained=False,
             adapter=adapter,
             sources=[to_citation(n, hit, text) for n, hit in enumerate(hits, start=1)],

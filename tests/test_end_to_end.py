@@ -56,23 +56,35 @@ def test_gold_source_is_in_the_top_5_for_90_percent_of_questions(
 
 
 def test_answers_cite_retrieved_chunks(runtime: Runtime, quoref: list[dict]) -> None:
-    sample = quoref[::160][:8]
-    cited = 0
+    sample = quoref[::100][:12]
+    answered = 0
     for row in sample:
         answer = runtime.engine.ask(row["question"], "quoref")
         retrieved = {source.chunk_id for source in answer.sources}
         assert {c.chunk_id for c in answer.citations} <= retrieved
-        if not answer.abstained:
+        if answer.abstained:
+            assert answer.citations == [] and answer.abstain_reason is not None
+        else:
             assert answer.citations, f"no citation for {row['question']!r}: {answer.text!r}"
-            cited += 1
-    assert cited >= len(sample) // 2
+            answered += 1
+    print(f"answered {answered} of {len(sample)}")
+    assert answered >= 3
 
 
 def test_the_assistant_explains_itself_from_the_user_guide(runtime: Runtime) -> None:
     report = runtime.ingestor("guide").ingest([REPO / "examples" / "docs"])
     assert report.ok and report.added
-    hits = runtime.engine.retrieve("How do I delete a document from a collection?", "guide")
-    assert Path(hits[0].chunk.source).name == "managing-collections.md"
-    answer = runtime.engine.ask("Which file types can lorag ingest?", "guide")
-    assert not answer.abstained
-    assert any(Path(c.source).name == "ingesting-documents.md" for c in answer.citations)
+    for question, page in [
+        ("How do I delete a document from a collection?", "managing-collections.md"),
+        ("Which file types can lorag ingest?", "ingesting-documents.md"),
+        ("Which environment variable sets the answering model?", "configuration.md"),
+    ]:
+        hits = runtime.engine.retrieve(question, "guide")
+        assert Path(hits[0].chunk.source).name == page, question
+
+    off_topic = runtime.engine.ask("What is the capital of Peru?", "guide")
+    assert off_topic.abstained and off_topic.abstain_reason == "weak_retrieval"
+
+    answer = runtime.engine.ask("What happens when I run the same ingest again?", "guide")
+    cited = {Path(c.source).name for c in answer.citations}
+    assert answer.abstained or "ingesting-documents.md" in cited, answer

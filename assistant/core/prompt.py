@@ -57,12 +57,12 @@ class PromptTemplate:
 DEFAULT_TEMPLATE = PromptTemplate(
     name="lorag-rag-v1",
     system=(
-        "You are a careful assistant. Answer the question using only the numbered sources. "
-        "Cite the sources you use by their number in brackets, like [1]. Keep the answer short. "
+        "You are a helpful assistant. Use the sources to answer the question in a few words, "
+        "and cite the source you used by its number, like [1]. "
         f'If the sources do not contain the answer, reply exactly: "{ABSTAIN_ANSWER}"'
     ),
-    source="[{n}] ({place})\n{text}",
-    user="Sources:\n\n{sources}\n\nQuestion: {question}",
+    source="Source [{n}]: {text}",
+    user="{sources}\n\nQuestion: {question}\nShort answer:",
     abstain_answer=ABSTAIN_ANSWER,
     abstain_patterns=(
         r"^i don'?t know",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from assistant.citations import attribute, cite, cited_numbers, grounding, snippet
+from assistant.citations import attribute, cited_numbers, snippet
 from assistant.core.types import Chunk, Hit
 
 
@@ -33,27 +33,28 @@ def test_markers_are_parsed_deduplicated_and_bounded() -> None:
     assert cited_numbers("It was Lara [3], see [2, 3] and [9] [0].", 3) == [3, 2]
 
 
-def test_markers_win_over_overlap() -> None:
-    citations = cite("The fund was launched by Lara [3].", "Who launched the fund?", HITS)
-    assert [c.n for c in citations] == [3]
-    assert citations[0].source == "/docs/3.txt"
-    assert citations[0].chunk_id == "id-3"
+def test_markers_do_not_count_as_words_of_the_answer() -> None:
+    assert attribute("Lara [3]", "Who launched the fund?", HITS) == ([3], 1.0)
 
 
 def test_answer_without_marker_is_attributed_to_the_source_holding_its_new_words() -> None:
-    assert attribute("The Eagle", "What landed on the Moon?", HITS) == [1]
-    assert [c.n for c in cite("DJ AM", "Who won DJ of the Year?", HITS)] == [2, 3]
+    assert attribute("The Eagle", "What landed on the Moon?", HITS) == ([1], 1.0)
+    assert attribute("DJ AM", "Who won DJ of the Year?", HITS) == ([2], 1.0)
     # "launched" and "fund" repeat the question; "Lara" is the new word and decides.
-    assert attribute("Lara launched the fund", "Who launched the fund?", HITS) == [3]
+    assert attribute("Lara launched the fund", "Who launched the fund?", HITS) == ([3], 1.0)
 
 
-def test_unsupported_answer_gets_no_citation_and_no_grounding() -> None:
+def test_an_answer_drawing_on_two_sources_cites_both() -> None:
+    numbers, share = attribute("Lara, in July 1969", "When and by whom?", HITS)
+    assert sorted(numbers) == [1, 3] and share == 1.0
+
+
+def test_unsupported_answer_gets_no_citation_and_no_share() -> None:
     question = "Who launched the fund?"
-    assert cite("Paris is the capital of France.", question, HITS) == []
-    assert grounding("King Arthur launched the fund.", question, HITS) == 0.0
-    assert grounding("Lara launched the fund.", question, HITS) == 1.0
+    assert attribute("Paris is the capital of France.", question, HITS) == ([], 0.0)
+    assert attribute("King Arthur launched the fund.", question, HITS) == ([], 0.0)
     # Restating the question answers nothing.
-    assert grounding("The fund was launched.", question, HITS) == 0.0
+    assert attribute("The fund was launched.", question, HITS) == ([], 0.0)
 
 
 def test_snippet_centres_on_the_answer() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from assistant.core.prompt import DEFAULT_TEMPLATE, PromptTemplate, fit_sources
 from assistant.core.types import Chunk, Hit
 
@@ -30,13 +32,18 @@ def count_words(text: str) -> int:
 
 
 def test_messages_number_the_sources_and_end_with_the_question() -> None:
-    hit = make_hit(1, 3, page=4, heading="Travel > Limits")
+    hit = make_hit(1, 3)
     sources = [DEFAULT_TEMPLATE.format_source(1, hit)]
     system, user = DEFAULT_TEMPLATE.messages("  How much?  ", sources)
     assert system["role"] == "system" and "[1]" in system["content"]
-    assert user["content"].startswith("Sources:")
-    assert "[1] (Handbook, page 4, Travel > Limits)" in user["content"]
-    assert user["content"].endswith("Question: How much?")
+    assert user["content"].startswith("Source [1]: w1_0 w1_1 w1_2")
+    assert user["content"].endswith("Question: How much?\nShort answer:")
+
+
+def test_a_template_can_show_where_a_source_comes_from() -> None:
+    template = replace(DEFAULT_TEMPLATE, source="[{n}] ({place})\n{text}")
+    hit = make_hit(1, 3, page=4, heading="Travel > Limits")
+    assert template.format_source(1, hit).startswith("[1] (Handbook, page 4, Travel > Limits)\n")
 
 
 def test_abstention_detection() -> None:
@@ -48,12 +55,16 @@ def test_abstention_detection() -> None:
 
 def test_sources_fit_the_budget_best_first() -> None:
     hits = [make_hit(n, 100) for n in range(1, 6)]
-    sources = fit_sources(DEFAULT_TEMPLATE, "q", hits, count_words, budget_tokens=300)
-    assert len(sources) == 3  # two whole sources and a cut third
-    assert sources[0].startswith("[1]") and sources[2].startswith("[3]")
+    frame = DEFAULT_TEMPLATE.messages("q", [])
+    empty = count_words(frame[0]["content"]) + count_words(frame[1]["content"])
+    whole = count_words(DEFAULT_TEMPLATE.format_source(1, hits[0])) + 2
+    budget = empty + 2 * whole + 40  # two whole sources and 40 tokens: a third is cut to fit
+    sources = fit_sources(DEFAULT_TEMPLATE, "q", hits, count_words, budget_tokens=budget)
+    assert len(sources) == 3
+    assert sources[0].startswith("Source [1]:") and sources[2].startswith("Source [3]:")
     assert sources[2].endswith("…")
     prompt = DEFAULT_TEMPLATE.messages("q", sources)
-    assert sum(count_words(m["content"]) for m in prompt) <= 300
+    assert sum(count_words(m["content"]) for m in prompt) <= budget
 
 
 def test_template_round_trips_through_a_dict() -> None:

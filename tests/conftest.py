@@ -1,0 +1,47 @@
+"""Shared test fixtures: tiny models built once per session, and settings that point at them.
+
+Hugging Face downloads are switched off before anything imports transformers, so a test that
+would reach the network fails fast instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from assistant.core.settings import (
+    EmbedderSettings,
+    GenerationSettings,
+    GeneratorSettings,
+    Settings,
+)
+from tests.fixtures.tiny_models import build_tiny_embedder, build_tiny_generator
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
+@pytest.fixture(scope="session")
+def tiny_generator_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer Llama with a small BPE tokenizer and a ChatML template."""
+    return build_tiny_generator(tmp_path_factory.mktemp("tiny-generator"))
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer BERT (32 dims) saved as a sentence-transformers folder."""
+    return build_tiny_embedder(tmp_path_factory.mktemp("tiny-embedder"))
+
+
+@pytest.fixture
+def tiny_settings(tmp_path: Path, tiny_generator_dir: Path, tiny_embedder_dir: Path) -> Settings:
+    """Settings on the tiny models, with data in ``tmp_path / "data"`` and small limits."""
+    return Settings(
+        _env_file=None,
+        data_dir=tmp_path / "data",
+        generator=GeneratorSettings(model=str(tiny_generator_dir)),
+        embedder=EmbedderSettings(model=str(tiny_embedder_dir), batch_size=8),
+        generation=GenerationSettings(max_new_tokens=16, context_tokens=512),
+    )

@@ -71,6 +71,10 @@ class VectorStore(Protocol):
         self, name: str, dense: np.ndarray, limit: int, exact: bool = False
     ) -> list[Hit]: ...
 
+    def optimize(self, name: str) -> None:
+        """Build indexes after a bulk write; a no-op where the engine needs none."""
+        ...
+
     def close(self) -> None: ...
 
 

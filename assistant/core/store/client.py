@@ -1,0 +1,255 @@
+"""The store over ``qdrant-client``: a Qdrant server (or cluster) by URL, or the local mode.
+
+This is the code users run against their Qdrant server, so it uses only what the server
+supports: named dense (cosine) and sparse (IDF modifier) vectors, keyword/integer payload indexes,
+filters, and ``query_points`` with two ``Prefetch`` stages fused by RRF. Local mode (a folder, or
+``None`` for memory) is qdrant-client's pure-Python brute force: exact, and slow past ~20k points;
+search parameters and payload indexes do nothing there, so they are sent to servers only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from qdrant_client import QdrantClient, models
+
+from assistant.core.errors import CollectionNotFoundError, ConfigError
+from assistant.core.store.lock import FolderLock
+from assistant.core.store.schema import (
+    CHUNK_INDEX,
+    DENSE,
+    DOC_ID,
+    FILE_HASH,
+    INTEGER_INDEXES,
+    KEYWORD_INDEXES,
+    SCROLL_PAGE,
+    SPARSE,
+    as_query,
+    check_batch,
+    check_name,
+    dense_of,
+    match_fields,
+    sort_documents,
+    to_chunk,
+    to_document,
+    to_hit,
+    to_payload,
+)
+from assistant.core.types import Chunk, DocumentInfo, Hit, SparseVector
+
+UPSERT_BATCH = 256
+
+
+class ClientStore:
+    """Collections in Qdrant through ``QdrantClient``; made by :meth:`server` or :meth:`local`."""
+
+    def __init__(
+        self, client: QdrantClient, hnsw_ef: int | None, lock: FolderLock | None = None
+    ) -> None:
+        """``hnsw_ef`` is ``None`` for local mode (brute force: no search parameters to send)."""
+        self.client = client
+        self.hnsw_ef = hnsw_ef
+        self._lock = lock
+
+    @classmethod
+    def server(
+        cls, url: str, api_key: str | None = None, timeout_s: float = 30.0, hnsw_ef: int = 256
+    ) -> ClientStore:
+        """A store on the Qdrant server at ``url``."""
+        client = QdrantClient(url=url, api_key=api_key, timeout=math.ceil(timeout_s))
+        return cls(client, hnsw_ef)
+
+    @classmethod
+    def local(cls, path: Path | None) -> ClientStore:
+        """A store in qdrant-client's local mode, in folder ``path`` (``None``: in memory)."""
+        if path is None:
+            return cls(QdrantClient(location=":memory:"), None)
+        lock = FolderLock(path)
+        try:
+            client = QdrantClient(path=str(path))
+        except BaseException:
+            lock.release()
+            raise
+        return cls(client, None, lock)
+
+    def list_collections(self) -> list[str]:
+        return sorted(c.name for c in self.client.get_collections().collections)
+
+    def has_collection(self, name: str) -> bool:
+        return self.client.collection_exists(check_name(name))
+
+    def create_collection(self, name: str, dimension: int) -> None:
+        """Create ``name`` for ``dimension``-d vectors; an existing one must have that dimension."""
+        if self.has_collection(name):
+            vectors = self.client.get_collection(name).config.params.vectors
+            existing = vectors[DENSE].size if isinstance(vectors, dict) else None
+            if existing != dimension:
+                raise ConfigError(
+                    f"collection {name!r} holds {existing}-d vectors, not {dimension}-d: "
+                    "the embedder (embedder.model) differs from the one that filled it"
+                )
+            return
+        self.client.create_collection(
+            name,
+            vectors_config={
+                DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)
+            },
+            sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+        )
+        if self.hnsw_ef is not None:
+            for field in KEYWORD_INDEXES:
+                self.client.create_payload_index(name, field, models.PayloadSchemaType.KEYWORD)
+            for field in INTEGER_INDEXES:
+                self.client.create_payload_index(name, field, models.PayloadSchemaType.INTEGER)
+
+    def delete_collection(self, name: str) -> None:
+        self.client.delete_collection(self._known(name))
+
+    def upsert(
+        self,
+        name: str,
+        chunks: Sequence[Chunk],
+        dense: np.ndarray,
+        sparse: Sequence[SparseVector],
+    ) -> None:
+        check_batch(chunks, dense, sparse)
+        self._known(name)
+        points = [
+            models.PointStruct(
+                id=chunk.id,
+                vector={
+                    DENSE: row.tolist(),
+                    SPARSE: models.SparseVector(indices=vector.indices, values=vector.values),
+                },
+                payload=to_payload(chunk),
+            )
+            for chunk, row, vector in zip(
+                chunks, np.asarray(dense, np.float32), sparse, strict=True
+            )
+        ]
+        for start in range(0, len(points), UPSERT_BATCH):
+            self.client.upsert(name, points[start : start + UPSERT_BATCH], wait=True)
+
+    def delete_document(self, name: str, doc_id: str, keep_hash: str | None = None) -> None:
+        """Delete a document's chunks; with ``keep_hash``, keep those of that file version."""
+        keep = None if keep_hash is None else {FILE_HASH: keep_hash}
+        self.client.delete(
+            self._known(name),
+            points_selector=models.FilterSelector(filter=_filter({DOC_ID: doc_id}, keep)),
+            wait=True,
+        )
+
+    def count(self, name: str, doc_id: str | None = None, file_hash: str | None = None) -> int:
+        must = match_fields(doc_id=doc_id, file_hash=file_hash)
+        return self.client.count(
+            self._known(name), count_filter=_filter(must) if must else None, exact=True
+        ).count
+
+    def documents(self, name: str) -> list[DocumentInfo]:
+        self._known(name)
+        documents: list[DocumentInfo] = []
+        offset = None
+        while True:
+            records, offset = self.client.scroll(
+                name,
+                scroll_filter=_filter({CHUNK_INDEX: 0}),
+                limit=SCROLL_PAGE,
+                offset=offset,
+                with_payload=True,
+            )
+            documents.extend(to_document(record.payload or {}) for record in records)
+            if offset is None:
+                return sort_documents(documents)
+
+    def hybrid_search(
+        self,
+        name: str,
+        dense: np.ndarray,
+        sparse: SparseVector,
+        limit: int,
+        candidates: int,
+    ) -> list[Hit]:
+        query = as_query(dense)
+        response = self.client.query_points(
+            self._known(name),
+            prefetch=[
+                models.Prefetch(
+                    query=query.tolist(),
+                    using=DENSE,
+                    limit=candidates,
+                    params=self._params(candidates),
+                ),
+                models.Prefetch(
+                    query=models.SparseVector(indices=sparse.indices, values=sparse.values),
+                    using=SPARSE,
+                    limit=candidates,
+                ),
+            ],
+            query=models.FusionQuery(fusion=models.Fusion.RRF),
+            limit=limit,
+            with_payload=True,
+            with_vectors=[DENSE],
+        )
+        return [
+            to_hit(point.id, point.payload or {}, point.score, query, dense_of(point.vector))
+            for point in response.points
+        ]
+
+    def dense_search(
+        self, name: str, dense: np.ndarray, limit: int, exact: bool = False
+    ) -> list[Hit]:
+        response = self.client.query_points(
+            self._known(name),
+            query=as_query(dense).tolist(),
+            using=DENSE,
+            limit=limit,
+            search_params=self._params(limit, exact),
+            with_payload=True,
+        )
+        return [
+            Hit(
+                chunk=to_chunk(point.id, point.payload or {}),
+                score=point.score,
+                similarity=point.score,
+            )
+            for point in response.points
+        ]
+
+    def optimize(self, name: str) -> None:
+        """Nothing to do: a server indexes in the background, local mode searches exhaustively."""
+        self._known(name)
+
+    def close(self) -> None:
+        self.client.close()
+        if self._lock is not None:
+            self._lock.release()
+
+    def _known(self, name: str) -> str:
+        if not self.has_collection(name):
+            raise CollectionNotFoundError(name, self.list_collections())
+        return name
+
+    def _params(self, ef: int, exact: bool = False) -> models.SearchParams | None:
+        """Search parameters for a server (``None`` in local mode, which ignores them)."""
+        if self.hnsw_ef is None:
+            return None
+        return models.SearchParams(hnsw_ef=max(self.hnsw_ef, ef), exact=exact)
+
+
+def _filter(
+    must: Mapping[str, str | int], must_not: Mapping[str, str | int] | None = None
+) -> models.Filter:
+    """A filter matching every ``must`` field value and none of the ``must_not`` ones."""
+    return models.Filter(
+        must=[
+            models.FieldCondition(key=key, match=models.MatchValue(value=value))
+            for key, value in must.items()
+        ],
+        must_not=[
+            models.FieldCondition(key=key, match=models.MatchValue(value=value))
+            for key, value in (must_not or {}).items()
+        ],
+    )

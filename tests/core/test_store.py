@@ -1,0 +1,351 @@
+"""Contract tests for the vector stores: EdgeStore and ClientStore (local mode) must agree.
+
+Every test runs once per embedded engine, each in a fresh folder, opened through ``open_store``.
+Vectors are small and hand-made; sparse vectors come from the real BM25 encoder.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.core.errors import CollectionNotFoundError, ConfigError, StoreLockedError
+from assistant.core.protocols import VectorStore
+from assistant.core.settings import Settings, StoreSettings
+from assistant.core.sparse import Bm25Encoder
+from assistant.core.store import open_store
+from assistant.core.types import Chunk, DocumentInfo
+
+ROOT = Path(__file__).resolve().parents[2]
+DIM = 8
+KB = "kb"
+
+OpenStore = Callable[[], VectorStore]
+
+
+def unit(vector: np.ndarray) -> np.ndarray:
+    return (vector / np.linalg.norm(vector, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def make_chunk(doc_id: str, index: int, count: int, text: str, file_hash: str = "h1") -> Chunk:
+    return Chunk(
+        id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{doc_id}/{file_hash}/{index}/{text}")),
+        doc_id=doc_id,
+        source=f"docs/{doc_id}.md",
+        title=f"Title of {doc_id}",
+        text=text,
+        start=index * 100,
+        end=index * 100 + len(text),
+        chunk_index=index,
+        chunk_count=count,
+        file_hash=file_hash,
+        page=index + 1 if doc_id == "a" else None,
+        heading="Intro" if index == 0 else None,
+        ingested_at=1_700_000_000.0 + index,
+    )
+
+
+def make_doc(doc_id: str, count: int, file_hash: str = "h1") -> list[Chunk]:
+    return [
+        make_chunk(doc_id, i, count, f"{doc_id} part {i} of version {file_hash}", file_hash)
+        for i in range(count)
+    ]
+
+
+def put(store: VectorStore, chunks: list[Chunk], seed: int = 0) -> np.ndarray:
+    """Upsert ``chunks`` with random unit vectors; return the dense vectors."""
+    dense = unit(np.random.default_rng(seed).normal(size=(len(chunks), DIM)))
+    store.upsert(KB, chunks, dense, Bm25Encoder().encode_documents([c.text for c in chunks]))
+    return dense
+
+
+@pytest.fixture(params=["edge", "client"])
+def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenStore]:
+    """Opens the store (the same folder each time); closes what it opened at the end."""
+    settings = Settings(data_dir=tmp_path, store=StoreSettings(embedded_engine=request.param))
+    opened: list[VectorStore] = []
+
+    def _open() -> VectorStore:
+        opened.append(open_store(settings))
+        return opened[-1]
+
+    yield _open
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(reopen: OpenStore) -> VectorStore:
+    store = reopen()
+    store.create_collection(KB, DIM)
+    return store
+
+
+def test_collections_are_created_listed_and_deleted(reopen: OpenStore) -> None:
+    store = reopen()
+    assert store.list_collections() == []
+    store.create_collection("notes", DIM)
+    store.create_collection("kb-2_b", DIM)
+    store.create_collection("notes", DIM)  # already there with that dimension: nothing happens
+    assert store.list_collections() == ["kb-2_b", "notes"]
+    assert store.has_collection("notes")
+    assert not store.has_collection("other")
+    store.delete_collection("notes")
+    assert store.list_collections() == ["kb-2_b"]
+    assert not store.has_collection("notes")
+
+
+def test_existing_collection_with_another_dimension_is_a_config_error(store: VectorStore) -> None:
+    with pytest.raises(ConfigError, match=r"'kb' holds 8-d vectors, not 4-d"):
+        store.create_collection(KB, 4)
+
+
+@pytest.mark.parametrize("name", ["", "a b", "../x", "kb/1", "é", "-x", "x" * 65])
+def test_invalid_collection_name_is_a_config_error(reopen: OpenStore, name: str) -> None:
+    store = reopen()
+    with pytest.raises(ConfigError) as caught:
+        store.create_collection(name, DIM)
+    assert repr(name) in str(caught.value)
+    with pytest.raises(ConfigError):
+        store.has_collection(name)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.count("missing"),
+        lambda s: s.documents("missing"),
+        lambda s: s.delete_collection("missing"),
+        lambda s: s.delete_document("missing", "a"),
+        lambda s: s.optimize("missing"),
+        lambda s: s.dense_search("missing", np.ones(DIM), 3),
+        lambda s: s.hybrid_search(
+            "missing", np.ones(DIM), Bm25Encoder().encode_query("x"), limit=3, candidates=5
+        ),
+        lambda s: s.upsert(
+            "missing", make_doc("a", 1), np.ones((1, DIM)), [Bm25Encoder().encode_query("a")]
+        ),
+    ],
+    ids=[
+        "count",
+        "documents",
+        "delete_collection",
+        "delete_document",
+        "optimize",
+        "dense_search",
+        "hybrid_search",
+        "upsert",
+    ],
+)
+def test_unknown_collection_names_it_and_the_known_ones(
+    store: VectorStore, call: Callable[[VectorStore], object]
+) -> None:
+    store.create_collection("notes", DIM)
+    with pytest.raises(CollectionNotFoundError) as caught:
+        call(store)
+    assert str(caught.value) == "unknown collection 'missing' (collections: kb, notes)"
+    assert caught.value.name == "missing"
+
+
+def test_upsert_count_and_filters(store: VectorStore) -> None:
+    put(store, make_doc("a", 3, "h1") + make_doc("b", 2, "h2"))
+    assert store.count(KB) == 5
+    assert store.count(KB, doc_id="a") == 3
+    assert store.count(KB, file_hash="h2") == 2
+    assert store.count(KB, doc_id="a", file_hash="h2") == 0
+    assert store.count(KB, doc_id="nothing") == 0
+
+
+def test_upserting_the_same_chunks_again_changes_nothing(store: VectorStore) -> None:
+    chunks = make_doc("a", 4)
+    put(store, chunks, seed=1)
+    dense = put(store, chunks, seed=2)
+    assert store.count(KB) == 4
+    hits = store.dense_search(KB, dense[0], limit=1, exact=True)
+    assert hits[0].chunk == chunks[0]
+    assert hits[0].similarity == pytest.approx(1.0, abs=1e-5)  # the second write's vector
+
+
+def test_delete_document_with_and_without_keep_hash(store: VectorStore) -> None:
+    put(store, make_doc("a", 3, "old") + make_doc("a", 2, "new") + make_doc("b", 2))
+    store.delete_document(KB, "a", keep_hash="new")
+    assert store.count(KB, doc_id="a") == 2
+    assert store.count(KB, file_hash="old") == 0
+    assert store.count(KB, doc_id="b") == 2
+    store.delete_document(KB, "a")
+    assert store.count(KB, doc_id="a") == 0
+    assert store.count(KB) == 2
+
+
+def test_documents_lists_one_entry_per_document_from_its_first_chunk(store: VectorStore) -> None:
+    put(store, make_doc("b", 2, "hb") + make_doc("a", 3, "ha"))
+    assert store.documents(KB) == [
+        DocumentInfo("a", "docs/a.md", "Title of a", 3, "ha", 1_700_000_000.0),
+        DocumentInfo("b", "docs/b.md", "Title of b", 2, "hb", 1_700_000_000.0),
+    ]
+
+
+def test_hybrid_search_ranks_rare_word_match_and_dense_nearest_first(store: VectorStore) -> None:
+    encoder = Bm25Encoder()
+    rng = np.random.default_rng(7)
+    query = unit(rng.normal(size=DIM))
+    other = unit(rng.normal(size=DIM))
+    other = unit(other - (other @ query) * query)  # orthogonal to the query
+
+    def at(cosine: float) -> np.ndarray:
+        return unit(cosine * query + np.sqrt(1 - cosine**2) * other)
+
+    filler = [
+        make_chunk(f"f{i}", 0, 1, f"an ordinary paragraph number {i} about common things")
+        for i in range(20)
+    ]
+    nearest = make_chunk("near", 0, 1, "a paragraph saying nothing in particular")
+    rare = make_chunk("rare", 0, 1, "the zeppelin landed beside a quokka colony")
+    chunks = [*filler, nearest, rare]
+    dense = np.stack([at(0.5 + 0.02 * i) for i in range(20)] + [at(0.97), at(0.2)])
+    store.upsert(KB, chunks, dense, encoder.encode_documents([c.text for c in chunks]))
+
+    # "rare" is the farthest chunk by dense vector but the only one sharing a word with the query:
+    # RRF puts it first (sparse rank 1, dense rank 22), then "nearest" (dense rank 1).
+    hits = store.hybrid_search(
+        KB, query, encoder.encode_query("Where did the zeppelin land?"), limit=5, candidates=30
+    )
+    assert [hit.chunk for hit in hits[:2]] == [rare, nearest]
+    assert len(hits) == 5
+    assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
+    by_id = {chunk.id: vector for chunk, vector in zip(chunks, dense, strict=True)}
+    for hit in hits:
+        assert hit.similarity == pytest.approx(float(by_id[hit.chunk.id] @ query), abs=1e-5)
+    assert hits[0].similarity == pytest.approx(0.2, abs=1e-5)
+    assert hits[1].similarity == pytest.approx(0.97, abs=1e-5)
+
+
+def test_dense_search_exact_matches_brute_force(store: VectorStore) -> None:
+    chunks = [make_chunk(f"d{i}", 0, 1, f"text {i}") for i in range(200)]
+    dense = put(store, chunks, seed=3)
+    store.optimize(KB)
+    query = unit(np.random.default_rng(4).normal(size=DIM))
+    hits = store.dense_search(KB, query, limit=10, exact=True)
+    expected = np.argsort(-(dense @ query))[:10]
+    assert [hit.chunk.id for hit in hits] == [chunks[i].id for i in expected]
+    assert [hit.similarity for hit in hits] == pytest.approx(
+        list((dense @ query)[expected]), abs=1e-5
+    )
+    assert [hit.score for hit in hits] == [hit.similarity for hit in hits]
+
+
+def test_reopening_the_folder_keeps_the_points(reopen: OpenStore) -> None:
+    store = reopen()
+    store.create_collection(KB, DIM)
+    chunks = make_doc("a", 3)
+    dense = put(store, chunks)
+    store.optimize(KB)
+    store.close()
+    again = reopen()
+    assert again.list_collections() == [KB]
+    assert again.count(KB) == 3
+    assert again.dense_search(KB, dense[1], limit=1)[0].chunk == chunks[1]
+
+
+def test_bm25_encodes_documents_and_queries_into_the_same_terms() -> None:
+    encoder = Bm25Encoder()
+    [document] = encoder.encode_documents(["Foxes jumped over the lazy dogs; foxes run."])
+    weights = dict(zip(document.indices, document.values, strict=True))
+    assert len(weights) == 5  # fox, jump, lazi, dog, run: stop words dropped, words stemmed
+    query = encoder.encode_query("a fox jumps")
+    assert set(query.indices) <= set(weights)
+    assert query.values == [1.0, 1.0]
+    [fox] = encoder.encode_query("fox").indices
+    [jump] = encoder.encode_query("jump").indices
+    assert weights[fox] > weights[jump]  # "foxes" appears twice, "jumped" once
+
+
+@pytest.mark.parametrize("engine", ["edge", "client"])
+def test_a_second_process_finds_the_store_locked(tmp_path: Path, engine: str) -> None:
+    settings = Settings(data_dir=tmp_path, store=StoreSettings(embedded_engine=engine))
+    store = open_store(settings)
+    script = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        from assistant.core.errors import StoreLockedError
+        from assistant.core.settings import Settings, StoreSettings
+        from assistant.core.store import open_store
+        settings = Settings(
+            data_dir=Path({str(tmp_path)!r}), store=StoreSettings(embedded_engine={engine!r})
+        )
+        try:
+            open_store(settings)
+        except StoreLockedError as error:
+            print(error)
+        """
+    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+        )
+    finally:
+        store.close()
+    folder = settings.qdrant_dir / engine
+    assert result.stdout.startswith(f"the store folder {folder} is in use by another process")
+    assert "Only one process can open an embedded store" in result.stdout
+    open_store(settings).close()  # released on close
+
+
+@pytest.mark.parametrize("engine", ["edge", "client"])
+def test_writes_survive_a_kill_right_after_they_return(tmp_path: Path, engine: str) -> None:
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        from pathlib import Path
+        import numpy as np
+        from assistant.core.settings import Settings, StoreSettings
+        from assistant.core.sparse import Bm25Encoder
+        from assistant.core.store import open_store
+        from tests.core.test_store import DIM, KB, make_doc
+        settings = Settings(
+            data_dir=Path({str(tmp_path)!r}), store=StoreSettings(embedded_engine={engine!r})
+        )
+        store = open_store(settings)
+        store.create_collection(KB, DIM)
+        chunks = make_doc("a", 3) + make_doc("b", 2)
+        sparse = Bm25Encoder().encode_documents([c.text for c in chunks])
+        store.upsert(KB, chunks, np.ones((5, DIM)), sparse)
+        store.delete_document(KB, "b")
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, timeout=120
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    store = open_store(Settings(data_dir=tmp_path, store=StoreSettings(embedded_engine=engine)))
+    try:
+        assert store.count(KB) == 3
+        assert store.count(KB, doc_id="b") == 0
+    finally:
+        store.close()
+
+
+def test_a_closed_store_releases_its_lock_in_process(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    first = open_store(settings)
+    with pytest.raises(StoreLockedError):
+        open_store(settings)
+    first.close()
+    open_store(settings).close()
+
+
+def test_payload_round_trips_every_chunk_field(store: VectorStore) -> None:
+    chunk = replace(make_chunk("a", 0, 1, "unicode ✓ text"), page=None, heading=None)
+    dense = put(store, [chunk])
+    [hit] = store.dense_search(KB, dense[0], limit=1)
+    assert hit.chunk == chunk

@@ -41,7 +41,7 @@ lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
 bench: install
-	$(PY) benchmarks/ingestion.py && $(PY) benchmarks/retrieval.py && $(PY) benchmarks/generation.py
+	$(PY) benchmarks/ingest.py && $(PY) benchmarks/retrieval.py && $(PY) benchmarks/generation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

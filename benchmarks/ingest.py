@@ -9,8 +9,8 @@ All three index the same chunks of the same files (quoref-dev passages by defaul
 - baseline "langchain": ``QdrantVectorStore.from_documents`` over ``HuggingFaceEmbeddings``
   (qdrant-client local mode, dense only), the usual LangChain recipe.
 
-Prints chunks/s for each with the ratio lorag / baseline; writes benchmarks/results/ingestion.json.
-Run: ``python benchmarks/ingestion.py [--docs DIR] [--files N]``.
+Prints chunks/s for each with the ratio lorag / baseline; writes benchmarks/results/ingest.json.
+Run: ``python benchmarks/ingest.py [--docs DIR] [--files N]``.
 """
 
 from __future__ import annotations

@@ -6,14 +6,20 @@ model is not called and the fixed abstain answer is returned. So it is when the 
 sources do not hold the answer, or when what the answer adds to the question is not found in
 the sources (``generation.min_support``): then the streamed draft is replaced by the abstain
 answer, and ``Answer.abstain_reason`` says why.
+
+``ask_batch`` answers many questions at once (their embeddings in one batch, their answers in one
+generation batch); both paths turn the generated text into an ``Answer`` with ``answer_from``.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
 
 from assistant.citations import attribute, cited_numbers, to_citation
 from assistant.core.errors import CollectionNotFoundError, InvalidQuestionError
@@ -23,6 +29,7 @@ from assistant.core.settings import GenerationSettings, RetrievalSettings
 from assistant.core.types import AbstainReason, Answer, Hit
 
 MAX_QUESTION_CHARS = 2000
+RetrievalMode = Literal["hybrid", "dense"]
 _SENTENCE_END = re.compile(r"(?<=[.!?\n])\s+")
 
 
@@ -88,18 +95,38 @@ class QueryEngine:
         self.retrieval = retrieval
         self.generation = generation
         self.template = template
+        self.templates: dict[str, PromptTemplate] = {}
 
-    def retrieve(self, question: str, collection: str, top_k: int | None = None) -> list[Hit]:
-        """The best ``top_k`` chunks of ``collection`` for ``question`` (hybrid, RRF-fused)."""
-        if not self.store.has_collection(collection):
-            raise CollectionNotFoundError(collection, self.store.list_collections())
-        return self.store.hybrid_search(
-            collection,
-            dense=self.embedder.embed_query(question),
-            sparse=self.sparse.encode_query(question),
-            limit=top_k or self.retrieval.top_k,
-            candidates=max(self.retrieval.candidates, top_k or 0),
-        )
+    def template_for(self, adapter: str | None) -> PromptTemplate:
+        """The prompt template an adapter was trained with; the engine's own for the base."""
+        return self.templates.get(adapter, self.template) if adapter else self.template
+
+    def retrieve(
+        self,
+        question: str,
+        collection: str,
+        top_k: int | None = None,
+        mode: RetrievalMode = "hybrid",
+    ) -> list[Hit]:
+        """The best ``top_k`` chunks of ``collection`` for ``question``: hybrid (dense and BM25,
+        RRF-fused) or dense only."""
+        self._check_collection(collection)
+        return self._search(collection, question, self.embedder.embed_query(question), top_k, mode)
+
+    def retrieve_batch(
+        self,
+        questions: Sequence[str],
+        collection: str,
+        top_k: int | None = None,
+        mode: RetrievalMode = "hybrid",
+    ) -> list[list[Hit]]:
+        """:meth:`retrieve` for several questions, their embeddings computed in one batch."""
+        self._check_collection(collection)
+        vectors = self.embedder.embed_documents(list(questions))
+        return [
+            self._search(collection, question, vector, top_k, mode)
+            for question, vector in zip(questions, vectors, strict=True)
+        ]
 
     def stream(
         self,
@@ -110,20 +137,17 @@ class QueryEngine:
     ) -> Iterator[AnswerEvent]:
         """Answer ``question`` from ``collection``: text pieces, then the ``Answer``."""
         question = check_question(question)
+        template = self.template_for(adapter)
         started = time.perf_counter()
         hits = self.retrieve(question, collection, top_k)
         timings = {"retrieve_s": time.perf_counter() - started}
-        if not hits or max(hit.similarity for hit in hits) < self.retrieval.min_similarity:
-            yield Token(self.template.abstain_answer)
+        if self._weak(hits):
+            yield Token(template.abstain_answer)
             timings["total_s"] = time.perf_counter() - started
-            yield Done(self._abstain(question, hits, "weak_retrieval", adapter, timings))
+            yield Done(self._abstain(template, question, hits, "weak_retrieval", adapter, timings))
             return
 
-        budget = min(self.generation.context_tokens, self.generator.context_window)
-        budget -= self.generation.max_new_tokens
-        sources = fit_sources(self.template, question, hits, self.generator.count_tokens, budget)
-        hits = hits[: len(sources)]
-        messages = self.template.messages(question, sources)
+        hits, messages = self._prompt(template, question, hits)
         pieces: list[str] = []
         for piece in self.generator.stream(
             messages,
@@ -136,8 +160,7 @@ class QueryEngine:
             pieces.append(piece)
             yield Token(piece)
         timings["total_s"] = time.perf_counter() - started
-        text = drop_repeated_sentences("".join(pieces))
-        yield Done(self._answer(question, text, hits, adapter, timings))
+        yield Done(self.answer_from(question, hits, "".join(pieces), adapter, timings))
 
     def ask(
         self,
@@ -152,19 +175,86 @@ class QueryEngine:
                 return event.answer
         raise AssertionError("QueryEngine.stream ended without a Done event")
 
-    def _answer(
+    def ask_batch(
+        self,
+        questions: Sequence[str],
+        collection: str,
+        adapter: str | None = None,
+        top_k: int | None = None,
+        mode: RetrievalMode = "hybrid",
+    ) -> list[Answer]:
+        """Answer several questions at once: one retrieval batch, one generation batch.
+
+        Decoding is greedy whatever ``generation.temperature`` says. Each answer's timings are
+        the batch's times shared equally among its questions.
+        """
+        questions = [check_question(question) for question in questions]
+        started = time.perf_counter()
+        hits = self.retrieve_batch(questions, collection, top_k, mode)
+        retrieve_s = time.perf_counter() - started
+        answers = self.answer_batch(questions, hits, adapter)
+        for answer in answers:
+            answer.timings["retrieve_s"] = retrieve_s / len(answers)
+            answer.timings["total_s"] += retrieve_s / len(answers)
+        return answers
+
+    def answer_batch(
+        self,
+        questions: Sequence[str],
+        hits: Sequence[list[Hit]] | None,
+        adapter: str | None = None,
+    ) -> list[Answer]:
+        """Answers to ``questions`` from their retrieved ``hits``, generated in one batch.
+
+        With ``hits=None`` each question is asked alone, without sources (what the model knows
+        by itself): nothing is cited and only the model's own refusal makes an abstention.
+        """
+        questions = [check_question(question) for question in questions]
+        template = self.template_for(adapter)
+        started = time.perf_counter()
+        answers: dict[int, Answer] = {}
+        prompts: dict[int, tuple[list[Hit], list[dict[str, str]]]] = {}
+        for i, question in enumerate(questions):
+            found = hits[i] if hits is not None else []
+            if hits is not None and self._weak(found):
+                answers[i] = self._abstain(template, question, found, "weak_retrieval", adapter, {})
+            else:
+                prompts[i] = self._prompt(template, question, found)
+        texts = self.generator.generate_batch(
+            [messages for _, messages in prompts.values()],
+            max_new_tokens=self.generation.max_new_tokens,
+            adapter=adapter,
+        )
+        for (i, (used, _)), text in zip(prompts.items(), texts, strict=True):
+            answers[i] = self.answer_from(questions[i], used, text, adapter, {})
+        share = (time.perf_counter() - started) / max(len(questions), 1)
+        ordered = [answers[i] for i in range(len(questions))]
+        for answer in ordered:
+            answer.timings.update(total_s=share)
+        return ordered
+
+    def answer_from(
         self,
         question: str,
-        text: str,
         hits: list[Hit],
-        adapter: str | None,
-        timings: dict[str, float],
+        text: str,
+        adapter: str | None = None,
+        timings: dict[str, float] | None = None,
     ) -> Answer:
-        if self.template.is_abstention(text):
-            return self._abstain(question, hits, "model_declined", adapter, timings)
+        """The ``Answer`` that generated ``text`` makes, given the ``hits`` numbered in its prompt.
+
+        Repeated sentences are dropped; the answer becomes an abstention when the model declined
+        or, with sources, when its new words are not found in them; otherwise its ``[n]``
+        markers (or, without markers, the sources holding its words) become its citations.
+        """
+        template = self.template_for(adapter)
+        timings = timings if timings is not None else {}
+        text = drop_repeated_sentences(text)
+        if template.is_abstention(text):
+            return self._abstain(template, question, hits, "model_declined", adapter, timings)
         attributed, share = attribute(text, question, hits)
-        if share < self.generation.min_support:
-            return self._abstain(question, hits, "unsupported", adapter, timings)
+        if hits and share < self.generation.min_support:
+            return self._abstain(template, question, hits, "unsupported", adapter, timings)
         cited = cited_numbers(text, len(hits)) or attributed
         return Answer(
             question=question,
@@ -176,8 +266,45 @@ class QueryEngine:
             timings=timings,
         )
 
+    def _check_collection(self, collection: str) -> None:
+        if not self.store.has_collection(collection):
+            raise CollectionNotFoundError(collection, self.store.list_collections())
+
+    def _search(
+        self,
+        collection: str,
+        question: str,
+        dense: np.ndarray,
+        top_k: int | None,
+        mode: RetrievalMode,
+    ) -> list[Hit]:
+        limit = top_k or self.retrieval.top_k
+        if mode == "dense":
+            return self.store.dense_search(collection, dense, limit=limit)
+        return self.store.hybrid_search(
+            collection,
+            dense=dense,
+            sparse=self.sparse.encode_query(question),
+            limit=limit,
+            candidates=max(self.retrieval.candidates, limit),
+        )
+
+    def _weak(self, hits: list[Hit]) -> bool:
+        """Whether retrieval found nothing similar enough to answer from."""
+        return not hits or max(hit.similarity for hit in hits) < self.retrieval.min_similarity
+
+    def _prompt(
+        self, template: PromptTemplate, question: str, hits: list[Hit]
+    ) -> tuple[list[Hit], list[dict[str, str]]]:
+        """The hits that fit in the prompt's token budget, and the prompt's messages."""
+        budget = min(self.generation.context_tokens, self.generator.context_window)
+        budget -= self.generation.max_new_tokens
+        sources = fit_sources(template, question, hits, self.generator.count_tokens, budget)
+        return hits[: len(sources)], template.messages(question, sources)
+
     def _abstain(
         self,
+        template: PromptTemplate,
         question: str,
         hits: list[Hit],
         reason: AbstainReason,
@@ -186,7 +313,7 @@ class QueryEngine:
     ) -> Answer:
         return Answer(
             question=question,
-            text=self.template.abstain_answer,
+            text=template.abstain_answer,
             citations=[],
             abstained=True,
             abstain_reason=reason,

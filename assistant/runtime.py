@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assistant.core.errors import AdapterError
+from assistant.core.prompt import load_template
+from assistant.core.registry import AdapterRegistry, check_base
 from assistant.core.settings import Settings
 
 if TYPE_CHECKING:
@@ -80,16 +82,35 @@ class Runtime:
             show_progress=show_progress,
         )
 
-    def use_adapter(self, adapter: str | None) -> str | None:
-        """Load the adapter folder ``adapter`` onto the generator; the name to answer with."""
-        if adapter is None:
+    @cached_property
+    def registry(self) -> AdapterRegistry:
+        return AdapterRegistry.for_settings(self.settings)
+
+    def use_adapter(self, ref: str | None, collection: str | None = None) -> str | None:
+        """Attach an adapter to the generator and return the name to answer with.
+
+        ``ref`` is a registered adapter (``NAME`` or ``NAME@VERSION``) or the folder of a PEFT
+        adapter; with no ``ref``, the adapter bound to ``collection`` (if any) is used. The
+        adapter's prompt template goes with it. The base model is loaded once; each adapter is
+        attached once and then switched to per request.
+        """
+        ref = ref or (self.registry.binding(collection) if collection else None)
+        if ref is None:
             return None
-        folder = Path(adapter).expanduser()
-        if not folder.is_dir():
-            raise AdapterError(f"adapter {adapter!r} not found: give the folder of a PEFT adapter")
-        name = folder.resolve().name
-        self.generator.load_adapter(str(folder), name)
-        return name
+        folder = Path(ref).expanduser()
+        try:
+            record = self.registry.get(ref)
+        except AdapterError:
+            if not folder.is_dir():
+                raise
+            key, template = folder.resolve().name, load_template(folder)
+        else:
+            check_base(record, self.settings)
+            folder, key, template = record.adapter_dir, record.key, record.template()
+        if key not in self.generator.adapters:
+            self.generator.load_adapter(str(folder), key)
+        self.engine.templates[key] = template
+        return key
 
     def close(self) -> None:
         if "store" in self.__dict__:

@@ -411,6 +411,57 @@ class HFGenerator:
         """The whole answer at once: :meth:`stream` joined."""
         return "".join(self.stream(messages, max_new_tokens, temperature, adapter))
 
+    def generate_batch(
+        self, batch: list[list[dict[str, str]]], max_new_tokens: int, adapter: str | None = None
+    ) -> list[str]:
+        """Greedy answers to several chats at once: one forward pass per token for all of them.
+
+        Prompts are left-padded to one length. Each row stops at its own EOS or when it falls
+        into a loop (:func:`is_looping` on its generated tokens); the pass ends when every row
+        has stopped or at ``max_new_tokens``. Row for row, the texts are those :meth:`generate`
+        gives (up to floating-point differences that padding can make in the last digits).
+        """
+        if adapter is not None and adapter not in self.adapters:
+            loaded = ", ".join(self.adapters) or "none"
+            raise AdapterError(f"unknown adapter {adapter!r} (loaded: {loaded})")
+        if not batch:
+            return []
+        import torch
+        from transformers import StoppingCriteriaList
+
+        prompts = [self.render(messages) for messages in batch]
+        ends: list[int | None] = [None] * len(batch)
+
+        def rows_done(input_ids: torch.Tensor, scores: torch.Tensor, **_: Any) -> torch.Tensor:
+            for row, tokens in enumerate(input_ids[:, prompt_length:].tolist()):
+                if ends[row] is None and (tokens[-1] in self._eos_ids or is_looping(tokens)):
+                    ends[row] = len(tokens)
+            return torch.tensor([end is not None for end in ends], device=input_ids.device)
+
+        with self._lock:
+            padding_side = self._tokenizer.padding_side
+            self._tokenizer.padding_side = "left"
+            try:
+                encoded = self._tokenizer(
+                    prompts, add_special_tokens=False, padding=True, return_tensors="pt"
+                )
+            finally:
+                self._tokenizer.padding_side = padding_side
+            prompt_length = encoded["input_ids"].shape[1]
+            inputs = {key: value.to(self._base.device) for key, value in encoded.items()}
+            with self._adapter_active(adapter):
+                model = self._peft if self._peft is not None else self._base
+                output = model.generate(
+                    **inputs,
+                    generation_config=self._generation_config(max_new_tokens, 0.0),
+                    stopping_criteria=StoppingCriteriaList([rows_done]),
+                )
+        generated = output[:, prompt_length:].tolist()
+        return [
+            self._tokenizer.decode(tokens[:end], skip_special_tokens=True)
+            for tokens, end in zip(generated, ends, strict=True)
+        ]
+
     def _generation_config(self, max_new_tokens: int, temperature: float) -> GenerationConfig:
         from transformers import GenerationConfig
 

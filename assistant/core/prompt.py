@@ -6,12 +6,15 @@ it is saved with every adapter, so a model is trained on exactly the shape it wi
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from assistant.core.types import Hit
 
+TEMPLATE_FILE = "prompt_template.json"
 ABSTAIN_ANSWER = "I don't know: the documents do not contain the answer to this question."
 
 
@@ -71,6 +74,14 @@ DEFAULT_TEMPLATE = PromptTemplate(
         r"^(the )?sources? (do|does) not (say|mention|contain|provide)",
     ),
 )
+
+
+def load_template(folder: Path) -> PromptTemplate:
+    """The template saved in ``folder`` (an adapter or a training run); the default if none."""
+    path = folder / TEMPLATE_FILE
+    if not path.is_file():
+        return DEFAULT_TEMPLATE
+    return PromptTemplate.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
 def fit_sources(

@@ -124,6 +124,7 @@ def test_invalid_collection_name_is_a_config_error(reopen: OpenStore, name: str)
     [
         lambda s: s.count("missing"),
         lambda s: s.documents("missing"),
+        lambda s: s.chunks("missing"),
         lambda s: s.delete_collection("missing"),
         lambda s: s.delete_document("missing", "a"),
         lambda s: s.optimize("missing"),
@@ -138,6 +139,7 @@ def test_invalid_collection_name_is_a_config_error(reopen: OpenStore, name: str)
     ids=[
         "count",
         "documents",
+        "chunks",
         "delete_collection",
         "delete_document",
         "optimize",
@@ -192,6 +194,23 @@ def test_documents_lists_one_entry_per_document_from_its_first_chunk(store: Vect
         DocumentInfo("a", "docs/a.md", "Title of a", 3, "ha", 1_700_000_000.0),
         DocumentInfo("b", "docs/b.md", "Title of b", 2, "hb", 1_700_000_000.0),
     ]
+
+
+def test_chunks_lists_every_chunk_in_document_order(store: VectorStore) -> None:
+    a, b = make_doc("a", 3), make_doc("b", 2)
+    put(store, b + a)
+    assert store.chunks(KB) == a + b  # by source (docs/a.md first), then chunk index
+    assert store.chunks(KB, limit=10) == a + b
+    first_ids = sorted(chunk.id for chunk in a + b)[:2]  # point-id order: the same in any engine
+    assert store.chunks(KB, limit=2) == [chunk for chunk in a + b if chunk.id in first_ids]
+
+
+def test_chunks_pages_through_large_collections(store: VectorStore) -> None:
+    chunks = make_doc("big", 1030)
+    put(store, chunks)
+    assert store.chunks(KB) == chunks
+    first_ids = set(sorted(chunk.id for chunk in chunks)[:1025])
+    assert store.chunks(KB, limit=1025) == [chunk for chunk in chunks if chunk.id in first_ids]
 
 
 def test_hybrid_search_ranks_rare_word_match_and_dense_nearest_first(store: VectorStore) -> None:

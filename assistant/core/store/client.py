@@ -164,6 +164,20 @@ class ClientStore:
             if offset is None:
                 return sort_documents(documents)
 
+    def chunks(self, name: str, limit: int | None = None) -> list[Chunk]:
+        """The chunks ordered by source, document and chunk index (``limit``: the first points
+        in point-id order)."""
+        self._known(name)
+        chunks: list[Chunk] = []
+        offset = None
+        while limit is None or len(chunks) < limit:
+            page = SCROLL_PAGE if limit is None else min(SCROLL_PAGE, limit - len(chunks))
+            records, offset = self.client.scroll(name, limit=page, offset=offset, with_payload=True)
+            chunks.extend(to_chunk(record.id, record.payload or {}) for record in records)
+            if offset is None:
+                break
+        return sorted(chunks, key=lambda c: (c.source, c.doc_id, c.chunk_index, c.id))
+
     def hybrid_search(
         self,
         name: str,

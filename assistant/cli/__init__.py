@@ -1,0 +1,30 @@
+"""The ``lorag`` command line.
+
+Each command parses its arguments, calls the runtime, and formats the result. Problems the
+user can fix (``LoragError``) are printed as one line naming the problem, with exit code 1,
+never as a traceback.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from assistant.cli.adapters import adapters_app
+from assistant.cli.answering import ask, chat
+from assistant.cli.documents import collections, documents_app, ingest
+from assistant.cli.finetune import finetune
+
+app = typer.Typer(
+    help="Answers from your own documents, with citations, on your own hardware.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command()(ingest)
+app.command()(ask)
+app.command()(chat)
+app.command()(collections)
+app.command()(finetune)
+app.add_typer(documents_app, name="documents")
+app.add_typer(adapters_app, name="adapters")
+
+__all__ = ["app"]

@@ -1,0 +1,97 @@
+"""``lorag adapters``: list, show, delete, promote, roll back, merge and bind adapters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from assistant.cli.common import out, runtime
+from assistant.core.registry import AdapterRecord
+
+adapters_app = typer.Typer(help="Manage fine-tuned adapters.", no_args_is_help=True)
+
+RefArgument = Annotated[str, typer.Argument(help="NAME (the promoted version) or NAME@VERSION.")]
+HEADLINE_METRICS = ("eval_loss", "adapter_perplexity", "adapter_f1", "general_perplexity_ratio")
+
+
+def _metrics(record: AdapterRecord) -> str:
+    shown = {k: record.metrics[k] for k in HEADLINE_METRICS if k in record.metrics}
+    return ", ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()
+    )
+
+
+@adapters_app.command("list")
+def adapters_list() -> None:
+    """Every registered adapter version."""
+    with runtime() as rt:
+        records = rt.registry.list()
+    table = Table("adapter", "status", "method", "base model", "created", "metrics")
+    for record in records:
+        table.add_row(
+            record.ref,
+            record.status,
+            record.method,
+            record.base_model,
+            record.created,
+            _metrics(record),
+        )
+    out.print(table)
+
+
+@adapters_app.command("show")
+def adapters_show(ref: RefArgument) -> None:
+    """An adapter's manifest (origin, metrics, status) as JSON."""
+    with runtime() as rt:
+        record = rt.registry.get(ref)
+    print(json.dumps({**record.manifest(), "path": str(record.adapter_dir)}, indent=2))
+
+
+@adapters_app.command("delete")
+def adapters_delete(ref: RefArgument) -> None:
+    """Delete NAME@VERSION, or every version of NAME."""
+    with runtime() as rt:
+        for record in rt.registry.delete(ref):
+            out.print(f"deleted {record.ref}")
+
+
+@adapters_app.command("promote")
+def adapters_promote(ref: RefArgument) -> None:
+    """Make a version the one NAME means (the previously promoted one is archived)."""
+    with runtime() as rt:
+        out.print(f"promoted {rt.registry.promote(ref).ref}")
+
+
+@adapters_app.command("rollback")
+def adapters_rollback(name: Annotated[str, typer.Argument(help="Adapter name.")]) -> None:
+    """Promote again the version promoted before the current one."""
+    with runtime() as rt:
+        out.print(f"promoted {rt.registry.rollback(name).ref}")
+
+
+@adapters_app.command("merge")
+def adapters_merge(
+    ref: RefArgument,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the merged model.")],
+) -> None:
+    """Write the base model with the adapter merged in (checked against the unmerged outputs)."""
+    with runtime() as rt:
+        folder = rt.registry.merge(ref, output, rt.settings)
+    out.print(f"merged model written to {folder}")
+
+
+@adapters_app.command("bind")
+def adapters_bind(
+    collection: Annotated[str, typer.Argument(help="Collection.")],
+    ref: Annotated[
+        str | None, typer.Argument(help="NAME, NAME@VERSION, or nothing to unbind.")
+    ] = None,
+) -> None:
+    """Make an adapter the default for questions to a collection."""
+    with runtime() as rt:
+        rt.registry.bind(collection, ref)
+    out.print(f"{collection}: {'bound to ' + ref if ref else 'no adapter'}")

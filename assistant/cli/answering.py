@@ -1,0 +1,81 @@
+"""``lorag ask`` and ``lorag chat``: answers streamed to the terminal, then their sources."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+
+from assistant.cli.common import AdapterOption, CollectionOption, collection_name, out, runtime
+from assistant.core.errors import CollectionNotFoundError
+from assistant.core.types import Answer
+
+WITHDRAWN = {
+    "model_declined": "the model found no answer in the sources",
+    "unsupported": "the draft above is not supported by the sources",
+}
+
+
+def print_answer(answer: Answer) -> None:
+    """After a streamed answer: a withdrawn draft's reason, or the citations."""
+    if answer.abstain_reason in WITHDRAWN:
+        out.print(f"[yellow]{WITHDRAWN[answer.abstain_reason]}:[/yellow] {answer.text}")
+    for citation in answer.citations:
+        place = citation.title
+        if citation.page is not None:
+            place += f", page {citation.page}"
+        if citation.heading:
+            place += f", {citation.heading}"
+        out.print(f"  [{citation.n}] {place} — {citation.source}", highlight=False)
+
+
+def ask(
+    question: Annotated[str, typer.Argument(help="Your question.")],
+    collection: CollectionOption = None,
+    adapter: AdapterOption = None,
+    top_k: Annotated[int | None, typer.Option(min=1, help="Sources given to the model.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
+) -> None:
+    """Answer one question from a collection, with citations."""
+    from assistant.engine import Done, Token
+
+    with runtime() as rt:
+        name = collection_name(rt, collection)
+        adapter_key = rt.use_adapter(adapter, name)
+        for event in rt.engine.stream(question, name, adapter_key, top_k):
+            if isinstance(event, Token) and not as_json:
+                out.print(event.text, end="", highlight=False, markup=False)
+            elif isinstance(event, Done):
+                answer = event.answer
+    if as_json:
+        print(json.dumps(asdict(answer), indent=2, ensure_ascii=False))
+    else:
+        out.print()
+        print_answer(answer)
+
+
+def chat(collection: CollectionOption = None, adapter: AdapterOption = None) -> None:
+    """Ask questions one after another (empty line or Ctrl-D to leave)."""
+    from assistant.engine import Done, Token
+
+    with runtime() as rt:
+        name = collection_name(rt, collection)
+        if not rt.store.has_collection(name):
+            raise CollectionNotFoundError(name, rt.store.list_collections())
+        adapter_key = rt.use_adapter(adapter, name)
+        out.print(f"Ask about the documents in '{name}'. Empty line or Ctrl-D to leave.")
+        while True:
+            try:
+                question = input("\n> ").strip()
+            except EOFError:
+                break
+            if not question:
+                break
+            for event in rt.engine.stream(question, name, adapter_key):
+                if isinstance(event, Token):
+                    out.print(event.text, end="", highlight=False, markup=False)
+                elif isinstance(event, Done):
+                    out.print()
+                    print_answer(event.answer)

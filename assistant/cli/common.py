@@ -1,0 +1,52 @@
+"""What every ``lorag`` command shares: the consoles, the runtime context, common options."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from assistant.core.errors import LoragError
+from assistant.core.settings import load_settings
+from assistant.runtime import Runtime
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+CollectionOption = Annotated[
+    str | None, typer.Option("--collection", "-c", help="Knowledge base (default: settings).")
+]
+AdapterOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Adapter to answer with: a registered NAME or NAME@VERSION, or a PEFT adapter "
+        "folder (default: the adapter bound to the collection, if any)."
+    ),
+]
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``message`` as an error line; the exit to raise."""
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(1)
+
+
+@contextmanager
+def runtime() -> Iterator[Runtime]:
+    """A Runtime whose user-facing errors become a one-line message and exit code 1."""
+    rt: Runtime | None = None
+    try:
+        rt = Runtime(load_settings())
+        yield rt
+    except LoragError as error:
+        raise fail(str(error)) from None
+    finally:
+        if rt is not None:
+            rt.close()
+
+
+def collection_name(rt: Runtime, name: str | None) -> str:
+    return name or rt.settings.collection

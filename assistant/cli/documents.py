@@ -1,0 +1,99 @@
+"""``lorag ingest``, ``lorag collections`` and ``lorag documents list|delete``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from assistant.cli.common import CollectionOption, collection_name, err, fail, out, runtime
+from assistant.core.errors import CollectionNotFoundError
+from assistant.core.types import DocumentInfo
+from assistant.runtime import Runtime
+
+documents_app = typer.Typer(
+    help="List or delete the documents of a collection.", no_args_is_help=True
+)
+
+
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest.")],
+    collection: CollectionOption = None,
+    prune: Annotated[
+        bool, typer.Option(help="Forget stored documents whose file is gone from these folders.")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Add or update documents in a collection (unchanged files are skipped)."""
+    with runtime() as rt:
+        name = collection_name(rt, collection)
+        report = rt.ingestor(name, show_progress=progress).ingest(paths, prune=prune)
+    out.print(
+        f"{name}: {len(report.added)} added, {len(report.unchanged)} unchanged, "
+        f"{len(report.replaced)} replaced, {len(report.pruned)} pruned, "
+        f"{len(report.failed)} failed; {report.chunks_written} chunks written "
+        f"in {report.seconds:.1f} s"
+    )
+    for source, problem in report.failed.items():
+        err.print(f"[red]failed:[/red] {source}: {problem}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def collections() -> None:
+    """List the collections (knowledge bases) with their documents and chunks."""
+    with runtime() as rt:
+        table = Table("collection", "documents", "chunks", "adapter")
+        bindings = rt.registry.bindings()
+        for name in rt.store.list_collections():
+            table.add_row(
+                name,
+                str(len(rt.store.documents(name))),
+                str(rt.store.count(name)),
+                bindings.get(name, ""),
+            )
+    out.print(table)
+
+
+def _documents(rt: Runtime, name: str) -> list[DocumentInfo]:
+    if not rt.store.has_collection(name):
+        raise CollectionNotFoundError(name, rt.store.list_collections())
+    return rt.store.documents(name)
+
+
+@documents_app.command("list")
+def documents_list(collection: CollectionOption = None) -> None:
+    """List the documents of a collection."""
+    with runtime() as rt:
+        docs = _documents(rt, collection_name(rt, collection))
+    table = Table("file", "title", "chunks", "ingested")
+    table.add_column("source", overflow="fold")
+    for info in docs:
+        when = datetime.fromtimestamp(info.ingested_at).isoformat(timespec="seconds")
+        table.add_row(Path(info.source).name, info.title, str(info.chunk_count), when, info.source)
+    out.print(table)
+
+
+@documents_app.command("delete")
+def documents_delete(
+    documents: Annotated[list[str], typer.Argument(help="Document source paths or ids.")],
+    collection: CollectionOption = None,
+) -> None:
+    """Delete documents (all their chunks) from a collection."""
+    with runtime() as rt:
+        name = collection_name(rt, collection)
+        known = _documents(rt, name)
+        missing = []
+        for wanted in documents:
+            resolved = str(Path(wanted).expanduser().resolve())
+            matches = [d for d in known if wanted in (d.doc_id, d.source) or d.source == resolved]
+            if not matches:
+                missing.append(wanted)
+            for info in matches:
+                rt.store.delete_document(name, info.doc_id)
+                out.print(f"deleted {info.source} ({info.chunk_count} chunks)", highlight=False)
+    if missing:
+        raise fail(f"not in collection '{name}': {', '.join(missing)}")

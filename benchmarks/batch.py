@@ -1,0 +1,138 @@
+"""Batch throughput: ``run_batch`` beside a plain loop of ``engine.ask`` on the same questions.
+
+Real default models (SmolLM2-135M-Instruct, all-MiniLM-L6-v2) over a temporary data dir: a
+seeded sample of ``--questions`` quoref-dev questions, their gold documents plus ``--others``
+other documents ingested into one collection (all 600 would take ~3 min on 2 cores).
+
+- loop: ``engine.ask`` on one question after another (what a script calling lorag would do);
+- batch: ``run_batch`` from a JSONL questions file to a JSONL answers file, ``--batch-size``
+  questions per pass (reading, writing and the fsync per row included).
+
+Both start warm (models loaded, one question asked first) and use the same settings. Prints
+questions/min of each and the ratio, and how many answers are the same text (greedy decoding
+both ways; bf16 rounding on padded batches can change a near tie). Writes
+benchmarks/results/batch.json. Run: ``python benchmarks/batch.py [--questions 48]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from assistant.batch.output import read_answers
+from assistant.batch.runner import run_batch
+from assistant.core.settings import Settings
+from assistant.runtime import Runtime
+
+REPO = Path(__file__).resolve().parents[1]
+QUOREF = REPO.parent / "shared" / "data" / "quoref-dev"
+RESULTS = REPO / "benchmarks" / "results" / "batch.json"
+COLLECTION = "quoref"
+
+
+def sample(count: int, others: int, seed: int) -> tuple[list[dict[str, object]], list[Path]]:
+    """``count`` questions with distinct text, and their gold documents plus ``others`` more."""
+    rng = random.Random(seed)
+    with (QUOREF / "questions.jsonl").open(encoding="utf-8") as lines:
+        rows = [json.loads(line) for line in lines]
+    rng.shuffle(rows)
+    picked = list({row["question"]: row for row in rows}.values())[:count]
+    gold = sorted({row["source"] for row in picked})
+    rest = sorted(p.name for p in (QUOREF / "docs").glob("*.txt") if p.name not in gold)
+    docs = gold + rng.sample(rest, min(others, len(rest)))
+    return picked, [QUOREF / "docs" / name for name in docs]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--questions", type=int, default=48)
+    parser.add_argument("--others", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    picked, docs = sample(args.questions, args.others, args.seed)
+    with tempfile.TemporaryDirectory(prefix="lorag-bench-") as work:
+        data_dir = Path(work) / "data"
+        data_dir.mkdir()
+        cached = Settings(_env_file=None).cache_dir  # reuse the converted model, if any
+        if cached.is_dir():
+            (data_dir / "cache").symlink_to(cached)
+        settings = Settings(_env_file=None, data_dir=data_dir)
+        rt = Runtime(settings)
+        try:
+            folder = Path(work) / "docs"
+            folder.mkdir()
+            for doc in docs:
+                shutil.copy(doc, folder / doc.name)
+            started = time.perf_counter()
+            assert rt.ingestor(COLLECTION).ingest([folder]).ok
+            ingest_s = time.perf_counter() - started
+
+            questions = [str(row["question"]) for row in picked]
+            rt.engine.ask(questions[0], COLLECTION)  # warm up: models loaded, kernels ready
+
+            started = time.perf_counter()
+            single = [rt.engine.ask(question, COLLECTION) for question in questions]
+            loop_s = time.perf_counter() - started
+
+            source = Path(work) / "questions.jsonl"
+            source.write_text("".join(json.dumps(row) + "\n" for row in picked))
+            output = Path(work) / "answers.jsonl"
+            summary = run_batch(rt, source, output, COLLECTION, batch_size=args.batch_size)
+            batched = read_answers(output)
+        finally:
+            rt.close()
+
+    import torch
+
+    loop_qpm = 60 * len(questions) / loop_s
+    batch_qpm = 60 * len(questions) / summary.elapsed_s
+    same = sum(a.text == r["answer"] for a, r in zip(single, batched, strict=True))
+    report = {
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores_available": len(os.sched_getaffinity(0)),
+            "torch_threads": torch.get_num_threads(),
+            "load_average_1m": os.getloadavg()[0],
+        },
+        "questions": len(questions),
+        "documents": len(docs),
+        "batch_size": args.batch_size,
+        "max_new_tokens": settings.generation.max_new_tokens,
+        "top_k": settings.retrieval.top_k,
+        "ingest_s": ingest_s,
+        "loop": {
+            "seconds": loop_s,
+            "questions_per_min": loop_qpm,
+            "abstained": sum(a.abstained for a in single),
+        },
+        "batch": {
+            "seconds": summary.elapsed_s,
+            "questions_per_min": batch_qpm,
+            "abstained": summary.abstained,
+            "failed": summary.failed,
+        },
+        "speedup": batch_qpm / loop_qpm,
+        "same_answer_text": same,
+    }
+    print(f"{len(questions)} questions over {len(docs)} documents (ingested in {ingest_s:.0f} s)")
+    print(f"  loop of engine.ask   {loop_s:7.1f} s  {loop_qpm:6.1f} questions/min")
+    print(
+        f"  run_batch (batch {args.batch_size})  {summary.elapsed_s:7.1f} s  "
+        f"{batch_qpm:6.1f} questions/min   {batch_qpm / loop_qpm:.2f}x"
+    )
+    print(f"  same answer text: {same}/{len(questions)}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

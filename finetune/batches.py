@@ -1,0 +1,146 @@
+"""Micro-batches as tensors, and the answer-token loss that training and evaluation share.
+
+The loss is a sum of next-token cross-entropies over answer tokens only. Logits are computed only
+at the positions that predict an answer token (transformers' boolean ``logits_to_keep``), so the
+vocabulary projection — a fifth of a small model's work — is skipped for prompt tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from finetune.data import IGNORE_INDEX, TokenizedExample, pack
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One forward pass: ``targets[:, t]`` is the label of token ``t + 1`` (or ``-100``).
+
+    A packed row has ``position_ids`` and no ``attention_mask``; a padded batch the reverse.
+    """
+
+    input_ids: torch.Tensor
+    targets: torch.Tensor
+    attention_mask: torch.Tensor | None
+    position_ids: torch.Tensor | None
+    tokens: int
+    answer_tokens: int
+
+    def to(self, device: torch.device) -> Batch:
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device)
+
+        return Batch(
+            self.input_ids.to(device),
+            self.targets.to(device),
+            move(self.attention_mask),
+            move(self.position_ids),
+            self.tokens,
+            self.answer_tokens,
+        )
+
+
+def _shifted(labels: list[int]) -> list[int]:
+    return [*labels[1:], IGNORE_INDEX]
+
+
+def make_batches(
+    examples: Sequence[TokenizedExample],
+    *,
+    packing: bool,
+    batch_size: int,
+    max_len: int,
+    pad_id: int,
+) -> list[Batch]:
+    """Packed rows (one per batch) or padded micro-batches of ``batch_size`` examples."""
+    import torch
+
+    if packing:
+        return [
+            Batch(
+                input_ids=torch.tensor([row.input_ids]),
+                targets=torch.tensor([_shifted(row.labels)]),
+                attention_mask=None,
+                position_ids=torch.tensor([row.position_ids]),
+                tokens=len(row.input_ids),
+                answer_tokens=sum(label != IGNORE_INDEX for label in row.labels),
+            )
+            for row in pack(examples, max_len)
+        ]
+    batches = []
+    for start in range(0, len(examples), batch_size):
+        group = examples[start : start + batch_size]
+        width = max(len(e.input_ids) for e in group)
+        ids, targets, mask = [], [], []
+        for e in group:
+            pad = width - len(e.input_ids)
+            ids.append(e.input_ids + [pad_id] * pad)
+            targets.append(_shifted(e.labels) + [IGNORE_INDEX] * pad)
+            mask.append([1] * len(e.input_ids) + [0] * pad)
+        batches.append(
+            Batch(
+                input_ids=torch.tensor(ids),
+                targets=torch.tensor(targets),
+                attention_mask=torch.tensor(mask),
+                position_ids=None,
+                tokens=sum(len(e.input_ids) for e in group),
+                answer_tokens=sum(e.answer_tokens for e in group),
+            )
+        )
+    return batches
+
+
+def loss_sum(model: nn.Module, batch: Batch, virtual_tokens: int = 0) -> torch.Tensor:
+    """Summed cross-entropy (float32) of ``batch``'s answer tokens.
+
+    ``virtual_tokens``: soft tokens prompt tuning prepends to every row (their logits are skipped).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    keep = batch.targets != IGNORE_INDEX
+    if virtual_tokens:
+        prefix = torch.zeros(keep.shape[0], virtual_tokens, dtype=torch.bool, device=keep.device)
+        keep = torch.cat([prefix, keep], dim=1)
+    output = model(
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        position_ids=batch.position_ids,
+        logits_to_keep=keep,
+        use_cache=False,
+    )
+    targets = batch.targets[batch.targets != IGNORE_INDEX]
+    return F.cross_entropy(output.logits.float(), targets, reduction="sum")
+
+
+def mean_loss(
+    model: nn.Module,
+    batches: Sequence[Batch],
+    device: torch.device,
+    autocast: Callable[[], AbstractContextManager[object]],
+    virtual_tokens: int = 0,
+) -> float:
+    """Mean answer-token loss over ``batches``, without gradients, in eval mode.
+
+    ``autocast`` makes the precision context for a forward pass (e.g. bf16 autocast).
+    """
+    import torch
+
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    try:
+        with torch.no_grad(), autocast():
+            for batch in batches:
+                total += float(loss_sum(model, batch.to(device), virtual_tokens))
+                count += batch.answer_tokens
+    finally:
+        model.train(was_training)
+    return total / max(count, 1)

@@ -1,0 +1,50 @@
+"""The fine-tuning entry point the CLI calls: load → split → train → evaluate → report.
+
+``run_finetune`` returns the :class:`~finetune.trainer.TrainResult` (adapter folder, metrics,
+data fingerprint, source chunk ids) for the caller to register the adapter.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+from assistant.core.settings import Settings
+from finetune.config import TrainConfig
+from finetune.data import load_examples, split_examples
+from finetune.evaluate import evaluate_adapter
+from finetune.report import write_json
+from finetune.trainer import Progress, TrainResult, train
+
+log = logging.getLogger(__name__)
+
+
+def run_finetune(
+    settings: Settings,
+    config: TrainConfig,
+    data_path: Path,
+    run_dir: Path,
+    resume: bool = False,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train an adapter on the JSONL dataset ``data_path`` into ``run_dir`` and evaluate it.
+
+    ``config.eval_split`` of the examples (seeded) is held out; the evaluation (held-out loss and
+    perplexity, base vs adapter, and the forgetting check) is added to ``metrics.json``.
+    """
+    examples = load_examples(data_path)
+    train_examples, eval_examples = split_examples(examples, config.eval_split, config.seed)
+    result = train(settings, config, train_examples, eval_examples, run_dir, resume, progress)
+    if result.truncated_examples:
+        log.warning(
+            "%d examples were longer than max_seq_length=%d and were cut (prompt start dropped)",
+            result.truncated_examples,
+            config.max_seq_length,
+        )
+    gc.collect()  # the trained model, before the saved adapter is loaded to be evaluated
+    evaluation = evaluate_adapter(settings, config, result.adapter_dir, eval_examples)
+    result = replace(result, evaluation=evaluation)
+    write_json(result.run_dir / "metrics.json", result.metrics())
+    return result

@@ -49,7 +49,11 @@ def finetune(
     ] = None,
     qlora: Annotated[bool, typer.Option(help="QLoRA: 4-bit NF4 base (bitsandbytes).")] = False,
     config: Annotated[
-        Path | None, typer.Option(help="Recipe file (YAML/TOML/JSON); default: built-in LoRA.")
+        str | None,
+        typer.Option(
+            help="Recipe: a YAML/TOML/JSON file or a shipped name (lora-cpu, qlora); "
+            "default: lora-cpu, or qlora with --qlora."
+        ),
     ] = None,
     set_: Annotated[
         list[str] | None,
@@ -75,7 +79,7 @@ def finetune(
     from tqdm import tqdm
 
     from assistant.core.registry import TrainingOrigin
-    from finetune.config import load_config
+    from finetune.config import load_config, recipe_path
     from finetune.run import run_finetune
     from finetune.synth import build_raft_dataset
 
@@ -83,7 +87,9 @@ def finetune(
         raise fail("give exactly one of --data FILE or --from-collection NAME")
     overrides = _overrides(set_ or [], qlora)
     with runtime() as rt:
-        train_config = load_config(config, overrides)
+        recipe = config or ("qlora" if qlora else "lora-cpu")
+        path = Path(recipe) if Path(recipe).is_file() else recipe_path(recipe)
+        train_config = load_config(path, overrides)
         versions = [r.version for r in rt.registry.list() if r.name == name]
         if versions and version is None:
             listed = ", ".join(map(str, versions))

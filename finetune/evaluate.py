@@ -17,7 +17,6 @@ import string
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,9 @@ from finetune.modeling import TrainableModel, load_trained
 
 def general_text() -> str:
     """The shipped general-English text of the forgetting check (~2.7 KB, self-written)."""
-    return files("finetune").joinpath("data/general.txt").read_text(encoding="utf-8")
+    # Next to this module: importlib.resources cannot read it through setuptools' editable-
+    # install finder (NotADirectoryError when run outside the repository).
+    return (Path(__file__).parent / "data" / "general.txt").read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,146 @@
+"""Train an adapter and register it: the wiring ``lorag finetune`` and the API's fine-tuning jobs
+share.
+
+:func:`train_adapter` takes a :class:`FinetunePlan` (the adapter's name and version, the data: a
+JSONL file or a collection to make a RAFT dataset from, the recipe and its overrides) and runs
+it: check the name is free, prepare the run folder under ``data_dir/runs``, build the dataset,
+train with :func:`finetune.run.run_finetune`, register the result. Progress goes to the
+callbacks the caller gives; a callback that raises stops the run (the registry is written only
+when training has finished).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from assistant.core.errors import AdapterError, ConfigError, LoragError
+from assistant.runtime import Runtime
+
+if TYPE_CHECKING:
+    from assistant.core.models import HFGenerator
+    from assistant.core.registry import AdapterRecord
+    from finetune.config import TrainConfig
+    from finetune.synth import SynthReport
+    from finetune.trainer import Progress, TrainResult
+
+DEFAULT_RECIPE = "lora-cpu"
+
+
+@dataclass(frozen=True)
+class FinetunePlan:
+    """What to train: exactly one of ``data`` (a JSONL file) or ``from_collection``."""
+
+    name: str
+    data: Path | None = None
+    from_collection: str | None = None
+    recipe: str = DEFAULT_RECIPE
+    overrides: dict[str, str] = field(default_factory=dict)
+    version: int | None = None
+    resume: bool = False
+    teacher: str | None = None
+    max_chunks: int = 200
+    distractors: int = 3
+    abstain_fraction: float = 0.2
+    dataset_out: Path | None = None
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A finished plan: the registered adapter version and how its training went."""
+
+    record: AdapterRecord
+    result: TrainResult
+
+
+def load_train_config(recipe: str, overrides: dict[str, str]) -> TrainConfig:
+    """The recipe ``recipe`` (a YAML/TOML/JSON file, or a shipped name) with ``overrides``."""
+    from finetune.config import load_config, recipe_path
+
+    path = Path(recipe) if Path(recipe).is_file() else recipe_path(recipe)
+    return load_config(path, overrides)
+
+
+def run_dir_for(runtime: Runtime, name: str, version: int | None) -> Path:
+    """Where the run of ``name`` (as ``version``, when given) keeps its checkpoints and files."""
+    return runtime.settings.data_dir / "runs" / (f"{name}@{version}" if version else name)
+
+
+def train_adapter(
+    runtime: Runtime,
+    plan: FinetunePlan,
+    *,
+    progress: Progress | None = None,
+    on_dataset: Callable[[SynthReport, Path], None] | None = None,
+    show_progress: bool = False,
+) -> Trained:
+    """Train the adapter ``plan`` describes and register it.
+
+    Refused before anything is trained (:class:`LoragError`): neither or both data sources, a
+    name already taken without a new ``version``, ``resume`` without an interrupted run, an
+    invalid recipe. ``on_dataset`` gets the report of a dataset made from a collection.
+    """
+    from assistant.core.registry import TrainingOrigin
+    from finetune.run import run_finetune
+    from finetune.synth import build_raft_dataset
+
+    if (plan.data is None) == (plan.from_collection is None):
+        raise ConfigError("give exactly one of a dataset file or a collection to train from")
+    config = load_train_config(plan.recipe, plan.overrides)
+    versions = [r.version for r in runtime.registry.list() if r.name == plan.name]
+    if versions and plan.version is None:
+        listed = ", ".join(map(str, versions))
+        raise AdapterError(
+            f"adapter {plan.name!r} already exists (versions {listed}); pass --version N"
+        )
+    run_dir = run_dir_for(runtime, plan.name, plan.version)
+    if plan.resume and not run_dir.is_dir():
+        raise LoragError(f"no interrupted run of {plan.name!r} to resume in {run_dir}")
+    if not plan.resume and run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    data = plan.data
+    source_doc_ids: list[str] = []
+    if plan.from_collection is not None:
+        dataset = plan.dataset_out or run_dir / "dataset.jsonl"
+        if not (plan.resume and dataset.is_file()):
+            report = build_raft_dataset(
+                runtime,
+                plan.from_collection,
+                dataset,
+                teacher=_teacher(runtime, plan.teacher),
+                max_chunks=plan.max_chunks,
+                distractors=plan.distractors,
+                abstain_fraction=plan.abstain_fraction,
+                seed=config.seed,
+                show_progress=show_progress,
+            )
+            source_doc_ids = report.source_doc_ids
+            if on_dataset is not None:
+                on_dataset(report, dataset)
+        data = dataset
+    assert data is not None
+
+    result = run_finetune(runtime.settings, config, data, run_dir, plan.resume, progress)
+    origin = TrainingOrigin.of(
+        runtime.settings,
+        method=config.method,
+        dataset_fingerprint=result.data_fingerprint,
+        source_doc_ids=source_doc_ids,
+    )
+    record = runtime.registry.register(plan.name, run_dir, origin, version=plan.version)
+    return Trained(record, result)
+
+
+def _teacher(runtime: Runtime, model: str | None) -> HFGenerator | None:
+    """The model named ``model`` to write the dataset's questions (``None``: the generator)."""
+    if model is None:
+        return None
+    from assistant.core.models import load_generator
+
+    generator = runtime.settings.generator.model_copy(update={"model": model})
+    return load_generator(runtime.settings.model_copy(update={"generator": generator}))

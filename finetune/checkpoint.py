@@ -184,7 +184,7 @@ def _numpy_rng() -> list[Any]:
     import numpy as np
 
     name, keys, position, has_gauss, gauss = np.random.get_state(legacy=True)
-    return [name, keys.tolist(), position, has_gauss, gauss]
+    return [name, np.asarray(keys).tolist(), position, has_gauss, gauss]
 
 
 def _restore_rng(tensors: dict[str, Any], numpy_state: list[Any], python_state: list[Any]) -> None:

@@ -46,8 +46,14 @@ class TrainConfig(BaseModel):
 
     method: Method = Field("lora", description="lora, qlora (4-bit NF4 base) or prompt_tuning.")
     rank: int = Field(8, ge=1, le=1024, description="LoRA rank r.")
-    alpha: float = Field(16.0, gt=0, description="LoRA alpha (the update is scaled by alpha/r).")
-    dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
+    alpha: int = Field(16, ge=1, description="LoRA alpha (the update is scaled by alpha/r).")
+    dropout: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Dropout on the LoRA input. Off by default: on CPU drawing the random masks "
+        "took as long as the rest of a step (SmolLM2, 557 tokens: 3.1 s vs 1.6 s).",
+    )
     target_modules: list[str] = Field(
         default_factory=lambda: list(DEFAULT_TARGET_MODULES),
         min_length=1,

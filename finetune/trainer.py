@@ -298,12 +298,12 @@ def _optimizer(
     """Paged AdamW (bitsandbytes) for QLoRA on CUDA; torch's AdamW otherwise."""
     import torch
 
-    options = {"lr": config.learning_rate, "weight_decay": config.weight_decay}
+    rate, decay = config.learning_rate, config.weight_decay
     if config.method == "qlora" and trainable.device.type == "cuda":
         import bitsandbytes as bnb
 
-        return bnb.optim.PagedAdamW(parameters, **options)
-    return torch.optim.AdamW(parameters, **options)
+        return bnb.optim.PagedAdamW(parameters, lr=rate, weight_decay=decay)
+    return torch.optim.AdamW(parameters, lr=rate, weight_decay=decay)
 
 
 def _optimiser_step(

@@ -1,8 +1,8 @@
 """Question files: CSV, JSONL or XLSX, chosen by the file's suffix.
 
-Columns are found by name, case-insensitively (spaces and hyphens count as ``_``): a question
-column (``question`` or ``query``) and, optionally, an id, the expected answer(s), the expected
-source(s) and an ``unanswerable`` flag (names in :data:`COLUMNS`). Several expected answers or
+Columns are found by name, case-insensitively (spaces and hyphens count as ``_``): a
+``question`` column and, optionally, an id, the expected answer(s), the expected source(s) and
+an ``unanswerable`` flag (names in :data:`COLUMNS`). Several expected answers or
 sources are a JSON list (a JSONL value, or a cell holding one) or separated by ``|``.
 
 A bad row (no question, a line that is not JSON, a repeated id, an over-long question, an
@@ -28,7 +28,7 @@ from assistant.engine import check_question
 
 SUFFIXES = (".csv", ".jsonl", ".xlsx")
 COLUMNS: dict[str, tuple[str, ...]] = {
-    "question": ("question", "query"),
+    "question": ("question",),
     "id": ("id", "qid", "question_id"),
     "expected_answers": (
         "expected_answers",
@@ -111,9 +111,9 @@ def read_questions(path: Path) -> QuestionFile:
         raise BatchInputError(f"{str(path)!r} has no rows (columns: {found})")
     mapping = _map_columns(columns)
     if "question" not in mapping and columns:
-        names = ", ".join(COLUMNS["question"])
         raise BatchInputError(
-            f"{str(path)!r} has no question column (columns found: {found}); name one: {names}"
+            f"{str(path)!r} has no question column (columns found: {found}); "
+            "name the column of questions 'question'"
         )
     questions: list[Question] = []
     problems: list[RowProblem] = []

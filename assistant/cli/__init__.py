@@ -11,6 +11,7 @@ import typer
 
 from assistant.cli.adapters import adapters_app
 from assistant.cli.answering import ask, chat
+from assistant.cli.batch import batch, evaluate
 from assistant.cli.documents import collections, documents_app, ingest
 from assistant.cli.finetune import finetune
 
@@ -24,6 +25,8 @@ app.command()(ask)
 app.command()(chat)
 app.command()(collections)
 app.command()(finetune)
+app.command()(batch)
+app.command("eval")(evaluate)
 app.add_typer(documents_app, name="documents")
 app.add_typer(adapters_app, name="adapters")
 

@@ -28,6 +28,7 @@ from assistant.core.store.schema import (
     SCROLL_PAGE,
     SPARSE,
     as_query,
+    best_hits,
     check_batch,
     check_name,
     dense_of,
@@ -203,14 +204,15 @@ class ClientStore:
                 ),
             ],
             query=models.FusionQuery(fusion=models.Fusion.RRF),
-            limit=limit,
+            limit=2 * candidates,  # the whole fused list: see best_hits
             with_payload=True,
             with_vectors=[DENSE],
         )
-        return [
+        hits = [
             to_hit(point.id, point.payload or {}, point.score, query, dense_of(point.vector))
             for point in response.points
         ]
+        return best_hits(hits, limit)
 
     def dense_search(
         self, name: str, dense: np.ndarray, limit: int, exact: bool = False

@@ -31,6 +31,7 @@ from assistant.core.store.schema import (
     SCROLL_PAGE,
     SPARSE,
     as_query,
+    best_hits,
     check_batch,
     check_name,
     dense_of,
@@ -186,7 +187,7 @@ class EdgeStore:
     ) -> list[Hit]:
         query = as_query(dense)
         request = qe.QueryRequest(
-            limit=limit,
+            limit=2 * candidates,  # the whole fused list: see best_hits
             prefetches=[
                 qe.Prefetch(
                     limit=candidates,
@@ -204,10 +205,11 @@ class EdgeStore:
             with_payload=True,
             with_vector=[DENSE],
         )
-        return [
+        hits = [
             to_hit(point.id, point.payload or {}, point.score, query, dense_of(point.vector))
             for point in self._shard(name).query(request)
         ]
+        return best_hits(hits, limit)
 
     def dense_search(
         self, name: str, dense: np.ndarray, limit: int, exact: bool = False

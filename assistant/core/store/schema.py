@@ -104,6 +104,18 @@ def to_hit(
     return Hit(chunk=to_chunk(point_id, payload), score=float(score), similarity=similarity)
 
 
+def best_hits(hits: Sequence[Hit], limit: int) -> list[Hit]:
+    """The ``limit`` best of a fused list in a reproducible order.
+
+    RRF gives equal scores to chunks at equal ranks in different lists, and the engine orders
+    ties arbitrarily, so a plain ``limit`` query could return different chunks for one question
+    from run to run. The stores therefore fetch the whole fused list (at most both prefetches)
+    and cut it here: by score, then dense similarity, then chunk id.
+    """
+    ranked = sorted(hits, key=lambda hit: (-hit.score, -hit.similarity, hit.chunk.id))
+    return ranked[:limit]
+
+
 def dense_of(vector: object) -> Sequence[float]:
     """The dense vector among a point's named vectors (asked for with ``with_vector``)."""
     if not isinstance(vector, Mapping):

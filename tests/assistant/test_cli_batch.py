@@ -1,0 +1,67 @@
+"""``lorag batch`` and ``lorag eval`` through the command line, with tiny real models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from assistant.cli import app
+
+
+@pytest.fixture
+def kb(cli: CliRunner, tmp_path: Path) -> Path:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ops.md").write_text("# Ops\n\nThe Lisbon office opens at nine.\n")
+    (docs / "hr.md").write_text("# HR\n\nHolidays are booked in the staff portal.\n")
+    assert cli.invoke(app, ["ingest", str(docs), "-c", "kb", "--no-progress"]).exit_code == 0
+    return docs
+
+
+def test_batch_answers_every_good_row_and_reports_the_bad_one(
+    cli: CliRunner, kb: Path, tmp_path: Path
+) -> None:
+    questions = tmp_path / "q.csv"
+    questions.write_text(
+        "id,question\n1,When does the Lisbon office open?\n2,\n3,Where are holidays booked?\n"
+    )
+    answers = tmp_path / "a.jsonl"
+    result = cli.invoke(app, ["batch", str(questions), "-o", str(answers), "-c", "kb"])
+    assert result.exit_code == 1  # row 2 has no question
+    assert "row 3" in result.output or "row 2" in result.output
+    rows = [json.loads(line) for line in answers.read_text().splitlines()]
+    assert [row["id"] for row in rows] == ["1", "3"]
+    assert all("answer" in row and "abstained" in row for row in rows)
+
+
+def test_eval_writes_a_report(cli: CliRunner, kb: Path, tmp_path: Path) -> None:
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        json.dumps(
+            {
+                "question": "When does the Lisbon office open?",
+                "expected_answer": "nine",
+                "expected_source": "ops.md",
+            }
+        )
+        + "\n"
+    )
+    report = tmp_path / "report.json"
+    result = cli.invoke(app, ["eval", str(questions), "-c", "kb", "-o", str(report)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(report.read_text())
+    assert data
+    assert report.with_suffix(".png").is_file()
+
+
+def test_batch_with_a_missing_question_column_fails_clearly(
+    cli: CliRunner, kb: Path, tmp_path: Path
+) -> None:
+    questions = tmp_path / "q.csv"
+    questions.write_text("id,query\n1,hello\n")
+    result = cli.invoke(app, ["batch", str(questions), "-o", str(tmp_path / "a.csv"), "-c", "kb"])
+    assert result.exit_code == 1 and "question" in result.output
+    assert "Traceback" not in result.output

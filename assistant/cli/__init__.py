@@ -14,6 +14,7 @@ from assistant.cli.answering import ask, chat
 from assistant.cli.batch import batch, evaluate
 from assistant.cli.documents import collections, documents_app, ingest
 from assistant.cli.finetune import finetune
+from assistant.cli.serve import serve
 
 app = typer.Typer(
     help="Answers from your own documents, with citations, on your own hardware.",
@@ -27,6 +28,7 @@ app.command()(collections)
 app.command()(finetune)
 app.command()(batch)
 app.command("eval")(evaluate)
+app.command()(serve)
 app.add_typer(documents_app, name="documents")
 app.add_typer(adapters_app, name="adapters")
 

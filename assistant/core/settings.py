@@ -10,13 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_GENERATOR = "HuggingFaceTB/SmolLM2-135M-Instruct"
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 
 DType = Literal["auto", "float32", "bfloat16", "float16"]
+Permission = Literal["read", "write", "admin"]
 
 
 def _default_data_dir() -> Path:
@@ -89,6 +90,55 @@ class GenerationSettings(BaseModel):
     )
 
 
+class ApiKey(BaseModel):
+    """One API key: its id (named in logs and the audit log), the secret, its rights."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    key: SecretStr = Field(min_length=16, description="The bearer secret, 16 characters or more.")
+    permissions: dict[str, Permission] = Field(
+        default_factory=dict,
+        description='Collection name (or "*" for every collection) → read < write < admin.',
+    )
+
+
+class ApiSettings(BaseModel):
+    """``lorag serve``: address, API keys, limits and the audit log."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    keys: list[ApiKey] = Field(
+        default_factory=list, description="API keys, as JSON in LORAG_API__KEYS."
+    )
+    allow_anonymous: bool = Field(
+        False,
+        description="With no keys configured, serve every request as admin (loopback only).",
+    )
+    max_upload_mb: float = Field(50.0, gt=0, description="Largest upload request (all files).")
+    max_body_kb: int = Field(64, ge=1, description="Largest JSON request body.")
+    max_question_chars: int = Field(2000, ge=1, le=2000, description="Longest question.")
+    max_new_tokens: int = Field(512, ge=1, le=4096, description="Cap on tokens per answer.")
+    queue_size: int = Field(
+        8,
+        ge=1,
+        description="Answers admitted at once (running + waiting); more get 503 + Retry-After.",
+    )
+    request_timeout_s: float = Field(
+        120.0, gt=0, description="An answer not finished by then (queue wait included) is dropped."
+    )
+    audit_log: Path | None = Field(
+        None, description="Append-only JSONL audit log; unset = data_dir/audit.jsonl."
+    )
+    log_question_text: bool = Field(False, description="Write question texts to the audit log.")
+
+    @model_validator(mode="after")
+    def _unique_keys(self) -> ApiSettings:
+        ids = [key.id for key in self.keys]
+        secrets = [key.key.get_secret_value() for key in self.keys]
+        if len(set(ids)) < len(ids) or len(set(secrets)) < len(secrets):
+            raise ValueError("api.keys: every key needs its own id and its own secret")
+        return self
+
+
 class Settings(BaseSettings):
     """lorag's configuration. Build it with :func:`load_settings`."""
 
@@ -108,6 +158,7 @@ class Settings(BaseSettings):
     chunking: ChunkingSettings = ChunkingSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     generation: GenerationSettings = GenerationSettings()
+    api: ApiSettings = ApiSettings()
 
     @property
     def cache_dir(self) -> Path:

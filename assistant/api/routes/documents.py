@@ -1,0 +1,145 @@
+"""Collections and their documents: list, create, delete, and upload files to ingest.
+
+Reading a collection needs ``read``, deleting or uploading documents ``write``, creating or
+deleting a collection ``admin``. An upload is checked whole (names, types, sizes) and answered
+202 with the id of an ingest job (``GET /v1/jobs/{id}`` follows it); a refused upload leaves
+nothing behind.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, HTTPException, Response, UploadFile
+
+from assistant.api.auth import Caller, Principal
+from assistant.api.schemas import (
+    ERROR_RESPONSES,
+    CollectionCreate,
+    CollectionCreated,
+    CollectionOut,
+    DocumentOut,
+    JobAccepted,
+)
+from assistant.api.services import Services, ServicesDep
+from assistant.api.tasks import ingest_uploads
+from assistant.api.uploads import save_uploads
+from assistant.core.errors import CollectionNotFoundError
+from assistant.core.settings import Permission
+from assistant.core.store.schema import check_name
+from ingestion.loaders import SUPPORTED_SUFFIXES
+
+router = APIRouter(tags=["documents"], responses=ERROR_RESPONSES)
+
+
+@router.get("/v1/collections", response_model=list[CollectionOut])
+def list_collections(caller: Caller, services: ServicesDep) -> Any:
+    """The collections the key may read, with their document and chunk counts."""
+    store = services.runtime.store
+    bindings = services.runtime.registry.bindings()
+    return [
+        {
+            "name": name,
+            "documents": len(store.documents(name)),
+            "chunks": store.count(name),
+            "adapter": bindings.get(name),
+        }
+        for name in caller.readable(store.list_collections())
+    ]
+
+
+@router.post("/v1/collections", status_code=201, response_model=CollectionCreated)
+def create_collection(body: CollectionCreate, caller: Caller, services: ServicesDep) -> Any:
+    """Create an empty collection (409 if it exists)."""
+    name = check_name(body.name)
+    caller.require(name, "admin")
+    runtime = services.runtime
+    if runtime.store.has_collection(name):
+        raise HTTPException(409, f"collection {name!r} already exists")
+    runtime.store.create_collection(name, runtime.embedder.dimension)
+    services.audit.change(
+        key_id=caller.key_id, action="collections.create", target={"collection": name}
+    )
+    return {"name": name}
+
+
+@router.delete("/v1/collections/{name}", status_code=204, response_class=Response)
+def delete_collection(name: str, caller: Caller, services: ServicesDep) -> Response:
+    """Delete a collection, its documents and its adapter binding."""
+    _existing(services, caller, name, "admin")
+    services.runtime.store.delete_collection(name)
+    if services.runtime.registry.binding(name) is not None:
+        services.runtime.registry.bind(name, None)
+    services.audit.change(
+        key_id=caller.key_id, action="collections.delete", target={"collection": name}
+    )
+    return Response(status_code=204)
+
+
+@router.get("/v1/collections/{name}/documents", response_model=list[DocumentOut])
+def list_documents(name: str, caller: Caller, services: ServicesDep) -> Any:
+    """The documents of a collection."""
+    _existing(services, caller, name, "read")
+    return [
+        {
+            "doc_id": info.doc_id,
+            "source": info.source,
+            "title": info.title,
+            "chunk_count": info.chunk_count,
+            "ingested_at": info.ingested_at,
+        }
+        for info in services.runtime.store.documents(name)
+    ]
+
+
+@router.delete(
+    "/v1/collections/{name}/documents/{doc_id}", status_code=204, response_class=Response
+)
+def delete_document(name: str, doc_id: str, caller: Caller, services: ServicesDep) -> Response:
+    """Delete one document (all its chunks)."""
+    _existing(services, caller, name, "write")
+    store = services.runtime.store
+    if doc_id not in {info.doc_id for info in store.documents(name)}:
+        raise HTTPException(404, f"collection {name!r} has no document {doc_id!r}")
+    store.delete_document(name, doc_id)
+    services.audit.change(
+        key_id=caller.key_id,
+        action="documents.delete",
+        target={"collection": name, "doc_id": doc_id},
+    )
+    return Response(status_code=204)
+
+
+@router.post("/v1/collections/{name}/documents", status_code=202, response_model=JobAccepted)
+async def upload_documents(
+    name: str,
+    files: Annotated[list[UploadFile], File(description="Files to ingest (one or more).")],
+    caller: Caller,
+    services: ServicesDep,
+) -> Any:
+    """Upload files and ingest them in the background: the ingest job's id."""
+    _existing(services, caller, name, "write")
+    jobs = services.jobs
+    with jobs.staging() as folder:
+        names = await save_uploads(files, folder, SUPPORTED_SUFFIXES)
+        job = jobs.submit(
+            "ingest",
+            name,
+            caller.key_id,
+            ingest_uploads(services.runtime, name, names),
+            files=folder,
+        )
+    services.audit.change(
+        key_id=caller.key_id,
+        action="documents.upload",
+        target={"collection": name, "files": names, "job_id": job.id},
+    )
+    return {"job_id": job.id}
+
+
+def _existing(services: Services, caller: Principal, name: str, level: Permission) -> None:
+    """403 unless the key holds ``level`` on ``name``; then 404 unless the collection exists."""
+    caller.require(name, level)
+    store = services.runtime.store
+    if not store.has_collection(name):
+        raise CollectionNotFoundError(name, caller.readable(store.list_collections()))

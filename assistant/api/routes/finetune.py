@@ -1,0 +1,80 @@
+"""``POST /v1/finetune``: train an adapter in the background, on a collection or a dataset.
+
+A multipart form: ``name``, and exactly one of ``collection`` (a RAFT dataset is made from its
+documents; ``admin`` on it) or ``file`` (a JSONL dataset; ``admin`` on ``"*"``), with an optional
+shipped ``recipe`` and ``max_steps``. Everything is checked before the job is queued: the name,
+the recipe, the collection, every record of the dataset. The job trains the next version of
+``name`` (version 1 for a new name) and reports its losses; ``GET /v1/jobs/{id}`` follows it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+from fastapi.concurrency import run_in_threadpool
+
+from assistant.api.auth import Caller
+from assistant.api.schemas import ERROR_RESPONSES, JobAccepted
+from assistant.api.services import ServicesDep
+from assistant.api.tasks import train
+from assistant.api.uploads import save_uploads
+from assistant.core.errors import AdapterError, CollectionNotFoundError
+from assistant.core.registry import parse_ref
+from assistant.training import DEFAULT_RECIPE, FinetunePlan, load_train_config
+
+router = APIRouter(tags=["adapters"], responses=ERROR_RESPONSES)
+
+_RECIPE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+@router.post("/v1/finetune", status_code=202, response_model=JobAccepted)
+async def start_finetune(
+    name: Annotated[str, Form(description="Adapter name; the job adds its next version.")],
+    caller: Caller,
+    services: ServicesDep,
+    collection: Annotated[
+        str | None, Form(description="Make the training data from this collection.")
+    ] = None,
+    recipe: Annotated[str, Form(description="A shipped recipe: lora-cpu, qlora.")] = DEFAULT_RECIPE,
+    max_steps: Annotated[int | None, Form(ge=1, description="Optimiser steps.")] = None,
+    file: Annotated[UploadFile | None, File(description="A JSONL training dataset.")] = None,
+) -> Any:
+    """Start a fine-tuning job: its id."""
+    from finetune.config import recipe_path
+    from finetune.data import load_examples
+
+    if (collection is None) == (file is None):
+        raise HTTPException(422, "give exactly one of 'collection' or 'file' to train on")
+    caller.require(collection, "admin")
+    adapter, version = parse_ref(name)
+    if version is not None:
+        raise AdapterError(f"name {name!r}: give the adapter name alone, the job picks the version")
+    store = services.runtime.store
+    if collection is not None and not store.has_collection(collection):
+        raise CollectionNotFoundError(collection, caller.readable(store.list_collections()))
+    if not _RECIPE_NAME.fullmatch(recipe):
+        raise HTTPException(422, f"recipe {recipe!r}: name a shipped recipe (lora-cpu, qlora)")
+    plan = FinetunePlan(
+        name=adapter,
+        from_collection=collection,
+        recipe=str(recipe_path(recipe)),
+        overrides={"max_steps": str(max_steps)} if max_steps else {},
+    )
+    load_train_config(plan.recipe, plan.overrides)
+    jobs = services.jobs
+    with jobs.staging() as folder:
+        dataset = None
+        if file is not None:
+            [dataset] = await save_uploads([file], folder, (".jsonl",))
+            await run_in_threadpool(load_examples, folder / dataset)
+        job = jobs.submit(
+            "finetune", collection, caller.key_id, train(services.runtime, plan, dataset), folder
+        )
+    services.audit.change(
+        key_id=caller.key_id,
+        action="finetune.start",
+        target={"adapter": adapter, "collection": collection, "job_id": job.id},
+    )
+    return {"job_id": job.id}

@@ -1,0 +1,255 @@
+"""The JSON bodies the API reads and writes (``docs/api.md`` is the contract they follow).
+
+Request models refuse unknown fields only where a typo would silently change the answer; the
+OpenAI-compatible request accepts (and ignores) the OpenAI fields lorag does not use, so clients
+that send them work unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JobKind = Literal["ingest", "finetune", "batch"]
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class ErrorBody(BaseModel):
+    """Every error: one message naming the problem."""
+
+    detail: str
+
+
+# ------------------------------------------------------------------------------------ asking
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(description="The question (capped at api.max_question_chars).")
+    collection: str | None = Field(None, description="Default: the collection setting.")
+    adapter: str | None = Field(
+        None,
+        description='"NAME", "NAME@VERSION", "base" (no adapter) or null (the adapter bound to '
+        "the collection, else the base model).",
+    )
+    top_k: int | None = Field(None, ge=1, le=50, description="Sources given to the model.")
+    max_new_tokens: int | None = Field(
+        None, ge=1, description="Longest answer in tokens (capped by api.max_new_tokens)."
+    )
+    stream: bool = Field(False, description="Server-sent events: tokens, then the answer.")
+
+
+class CitationOut(BaseModel):
+    n: int
+    source: str
+    title: str
+    page: int | None
+    heading: str | None
+    snippet: str
+    score: float
+    similarity: float
+    doc_id: str
+    chunk_id: str
+
+
+class Timings(BaseModel):
+    queue_ms: float = Field(description="Waiting for the generator.")
+    retrieve_ms: float
+    first_token_ms: float | None = Field(description="null when the model was not called.")
+    generate_ms: float
+    total_ms: float = Field(description="Retrieval and generation (queue wait excluded).")
+
+
+class AskResponse(BaseModel):
+    answer: str
+    abstained: bool
+    abstain_reason: str | None
+    citations: list[CitationOut]
+    collection: str
+    adapter: str | None = Field(description="The adapter's name; null = the base model.")
+    adapter_version: int | None
+    timings: Timings
+
+
+# ------------------------------------------------------------------------------------ OpenAI
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatRequest(BaseModel):
+    """OpenAI's chat completion request; ``collection`` and ``top_k`` are lorag's extra fields."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(description='"lorag" (the base model) or an adapter: NAME or NAME@VERSION.')
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool | None = False
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    collection: str | None = Field(
+        None,
+        description="lorag: the collection to answer from (default: one bound to the adapter, "
+        "else the collection setting).",
+    )
+    top_k: int | None = Field(None, ge=1, le=50, description="lorag: sources given to the model.")
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class Choice(BaseModel):
+    index: int
+    message: AssistantMessage
+    finish_reason: Literal["stop", "length"]
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = Field(description="Tokens of the question (retrieved sources excluded).")
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: Usage
+    citations: list[CitationOut] = Field(description="lorag: the sources the answer rests on.")
+    abstained: bool = Field(description="lorag: the documents did not hold the answer.")
+    collection: str = Field(description="lorag: the collection answered from.")
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "lorag"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+# ------------------------------------------------------------------------------------ collections
+
+
+class CollectionOut(BaseModel):
+    name: str
+    documents: int
+    chunks: int
+    adapter: str | None
+
+
+class CollectionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="1-64 letters, digits, '_' or '-', starting with a letter/digit.")
+
+
+class CollectionCreated(BaseModel):
+    name: str
+
+
+class DocumentOut(BaseModel):
+    doc_id: str
+    source: str
+    title: str
+    chunk_count: int
+    ingested_at: float = Field(description="Unix time.")
+
+
+# ------------------------------------------------------------------------------------ jobs
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+
+
+class JobError(BaseModel):
+    item: str
+    detail: str
+
+
+class LossPoint(BaseModel):
+    step: int
+    loss: float
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: JobKind
+    collection: str | None
+    status: JobStatus
+    progress: float = Field(ge=0.0, le=1.0)
+    message: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    errors: list[JobError]
+    losses: list[LossPoint]
+    result: dict[str, Any] | None
+
+
+# ------------------------------------------------------------------------------------ adapters
+
+
+class AdapterOut(BaseModel):
+    name: str
+    version: int
+    ref: str
+    status: str
+    method: str
+    base_model: str
+    created_at: str
+    metrics: dict[str, Any]
+
+
+class AdapterDetail(BaseModel):
+    name: str
+    versions: list[AdapterOut]
+    active_version: int
+
+
+class PromoteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1)
+
+
+# ------------------------------------------------------------------------------------ operations
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    generator: str | None
+    embedder: str | None
+    adapters_loaded: list[str]
+    store: str
+
+
+# ------------------------------------------------------------------------------------ OpenAPI
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorBody, "description": "Refused; `detail` names the problem."},
+    503: {"model": ErrorBody, "description": "Busy (see Retry-After) or not ready."},
+}
+EVENT_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+}

@@ -1,0 +1,167 @@
+"""Fixtures for the API tests: an app on the tiny models over the real embedded store, with a
+seeded collection, two registered adapters and four keys; and a live uvicorn server.
+
+Apps are built once per test module (``served``); a module that needs other limits builds its
+own with :func:`serve`.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from assistant.api import create_app
+from assistant.api.services import Services
+from assistant.core.registry import AdapterRegistry, TrainingOrigin
+from assistant.core.settings import (
+    ApiKey,
+    ApiSettings,
+    EmbedderSettings,
+    GenerationSettings,
+    GeneratorSettings,
+    Settings,
+)
+from assistant.runtime import Runtime
+from tests.core.test_models import make_lora
+from tests.core.test_registry import make_run
+
+KEYS: dict[str, tuple[str, dict[str, Any]]] = {
+    "admin": ("admin-key-0123456789", {"*": "admin"}),
+    "reader": ("reader-key-0123456789", {"kb": "read"}),
+    "writer": ("writer-key-0123456789", {"kb": "write"}),
+    "outsider": ("outsider-key-0123456789", {"other": "admin"}),
+}
+DOCS = {
+    "travel.md": "# Travel policy\n\nTrain tickets are reimbursed in second class.\n\n"
+    "## Hotels\n\nThe hotel limit is 120 euros per night in Amsterdam.\n",
+    "leave.txt": "Employees get 25 days of paid leave per year. Unused days expire in March.\n",
+}
+QUESTION = "What is the hotel limit per night?"
+
+
+def auth(key: str) -> dict[str, str]:
+    """The Authorization header of one of :data:`KEYS`."""
+    return {"Authorization": f"Bearer {KEYS[key][0]}"}
+
+
+def api_settings(data_dir: Path, generator: Path, embedder: Path, **api: Any) -> Settings:
+    """Settings on the tiny models (as ``tiny_settings``), collection ``kb``, the test keys and
+    ``api``."""
+    keys = [ApiKey(id=name, key=key, permissions=rights) for name, (key, rights) in KEYS.items()]
+    return Settings(
+        _env_file=None,
+        data_dir=data_dir,
+        collection="kb",
+        generator=GeneratorSettings(model=str(generator)),
+        embedder=EmbedderSettings(model=str(embedder), batch_size=8),
+        generation=GenerationSettings(max_new_tokens=16, context_tokens=512),
+        api=ApiSettings(keys=keys, **api),
+    )
+
+
+@dataclass
+class Served:
+    """A started app: its client, settings, runtime and services."""
+
+    client: TestClient
+    app: FastAPI
+    settings: Settings
+    runtime: Runtime
+
+    @property
+    def services(self) -> Services:
+        services: Services = self.app.state.services
+        return services
+
+    def wait(self, job_id: str, timeout_s: float = 120.0) -> dict[str, Any]:
+        """The job's record once it has ended."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            job = self.client.get(f"/v1/jobs/{job_id}", headers=auth("admin")).json()
+            if job["status"] in ("succeeded", "failed", "cancelled"):
+                return job
+            time.sleep(0.05)
+        raise AssertionError(f"job {job_id} did not end within {timeout_s} s")
+
+
+@pytest.fixture(scope="session")
+def loras(tiny_generator_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two real LoRA adapters of the tiny model that change its answers."""
+    root = tmp_path_factory.mktemp("api-loras")
+    return [make_lora(tiny_generator_dir, root / f"lora-{seed}", seed) for seed in (1, 2)]
+
+
+@contextmanager
+def serve(
+    root: Path, generator: Path, embedder: Path, loras: list[Path], **api: Any
+) -> Iterator[Served]:
+    """An app whose collection ``kb`` holds :data:`DOCS` and whose registry holds ``ops@1`` and
+    ``ops@2`` (``ops@1`` promoted), started in a TestClient."""
+    settings = api_settings(root / "data", generator, embedder, **api)
+    docs = root / "docs"
+    docs.mkdir()
+    for name, text in DOCS.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    runtime = Runtime(settings)
+    try:
+        assert runtime.ingestor("kb").ingest([docs]).ok
+        registry = AdapterRegistry.for_settings(settings)
+        origin = TrainingOrigin.of(settings, method="lora", dataset_fingerprint="f" * 16)
+        for version, lora in enumerate(loras, start=1):
+            run = make_run(root / f"run-{version}", lora)
+            registry.register("ops", run, origin, version=version)
+        registry.promote("ops@1")
+        app = create_app(settings, runtime)
+        with TestClient(app) as client:
+            yield Served(client, app, settings, runtime)
+    finally:
+        runtime.close()
+
+
+@pytest.fixture(scope="module")
+def served(
+    tmp_path_factory: pytest.TempPathFactory,
+    tiny_generator_dir: Path,
+    tiny_embedder_dir: Path,
+    loras: list[Path],
+) -> Iterator[Served]:
+    """The module's app, with the default API limits."""
+    root = tmp_path_factory.mktemp("served")
+    with serve(root, tiny_generator_dir, tiny_embedder_dir, loras) as app:
+        yield app
+
+
+@contextmanager
+def live_server(app: FastAPI) -> Iterator[str]:
+    """``app`` served by uvicorn on a free loopback port in a thread; its base URL."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()

@@ -55,9 +55,20 @@ PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"})
 _HUB_FILES = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "*.tiktoken"]
 
 
+BNB_HUB_KERNEL_LOGGER = "bitsandbytes.backends.cpu.ops"
+"""On CPUs with AVX512-BF16, importing bitsandbytes logs a warning that it could not fetch a 4-bit
+kernel from the Hugging Face hub (``pip install kernels``). lorag runs offline and bitsandbytes
+falls back to its built-in CPU kernel, so :func:`configure_threads` raises this logger to ERROR."""
+
+
 def configure_threads(settings: Settings) -> int:
-    """Set torch's intra-op thread count: ``settings.threads`` or the cores this process may use."""
+    """Set torch's intra-op thread count: ``settings.threads`` or the cores this process may use.
+
+    Called before any model loads; it also quiets bitsandbytes' hub-kernel hint
+    (:data:`BNB_HUB_KERNEL_LOGGER`)."""
     import torch
+
+    logging.getLogger(BNB_HUB_KERNEL_LOGGER).setLevel(logging.ERROR)
 
     if settings.threads is not None:
         threads = settings.threads

@@ -14,10 +14,10 @@ import time
 import uuid
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.responses import JSONResponse
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from assistant.api.errors import too_large
+from assistant.api.errors import error_response, too_large
 from assistant.api.logs import log_request
 from assistant.api.metrics import Metrics
 
@@ -90,8 +90,8 @@ class LimitBody:
             limit, what, setting = self.json_limit, "the request body", "api.max_body_kb"
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > limit:
-            error = too_large(what, limit, setting)
-            await JSONResponse({"detail": error.detail}, status_code=413)(scope, receive, send)
+            detail = str(too_large(what, limit, setting).detail)
+            await error_response(Request(scope), 413, detail)(scope, receive, send)
             return
         received = 0
 

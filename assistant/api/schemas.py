@@ -15,10 +15,19 @@ JobKind = Literal["ingest", "finetune", "batch"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
+class OpenAIError(BaseModel):
+    message: str
+    type: str
+    code: int
+
+
 class ErrorBody(BaseModel):
     """Every error: one message naming the problem."""
 
     detail: str
+    error: OpenAIError | None = Field(
+        None, description="OpenAI-compatible routes only: the same message, OpenAI's shape."
+    )
 
 
 # ------------------------------------------------------------------------------------ asking
@@ -250,6 +259,15 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     "4XX": {"model": ErrorBody, "description": "Refused; `detail` names the problem."},
     503: {"model": ErrorBody, "description": "Busy (see Retry-After) or not ready."},
 }
-EVENT_STREAM: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
-}
+
+
+def streamed_200(events: list[str] | None, description: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI entry of a 200 ``text/event-stream`` response: the shape of one event
+    (``events``: the event names it may carry; ``None``: events without a name)."""
+    properties: dict[str, Any] = {"data": {"type": "string", "description": "JSON."}}
+    required = ["data"]
+    if events is not None:
+        properties["event"] = {"type": "string", "enum": events}
+        required.append("event")
+    schema = {"type": "object", "properties": properties, "required": required}
+    return {200: {"description": description, "content": {"text/event-stream": {"schema": schema}}}}

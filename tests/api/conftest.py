@@ -102,11 +102,11 @@ def loras(tiny_generator_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @contextmanager
-def serve(
+def seeded_app(
     root: Path, generator: Path, embedder: Path, loras: list[Path], **api: Any
-) -> Iterator[Served]:
-    """An app whose collection ``kb`` holds :data:`DOCS` and whose registry holds ``ops@1`` and
-    ``ops@2`` (``ops@1`` promoted), started in a TestClient."""
+) -> Iterator[tuple[FastAPI, Settings, Runtime]]:
+    """An app (not started) whose collection ``kb`` holds :data:`DOCS` and whose registry holds
+    ``ops@1`` and ``ops@2`` (``ops@1`` promoted); its settings and runtime."""
     settings = api_settings(root / "data", generator, embedder, **api)
     docs = root / "docs"
     docs.mkdir()
@@ -121,11 +121,21 @@ def serve(
             run = make_run(root / f"run-{version}", lora)
             registry.register("ops", run, origin, version=version)
         registry.promote("ops@1")
-        app = create_app(settings, runtime)
-        with TestClient(app) as client:
-            yield Served(client, app, settings, runtime)
+        yield create_app(settings, runtime), settings, runtime
     finally:
         runtime.close()
+
+
+@contextmanager
+def serve(
+    root: Path, generator: Path, embedder: Path, loras: list[Path], **api: Any
+) -> Iterator[Served]:
+    """A :func:`seeded_app` started in a TestClient."""
+    with (
+        seeded_app(root, generator, embedder, loras, **api) as (app, settings, runtime),
+        TestClient(app) as client,
+    ):
+        yield Served(client, app, settings, runtime)
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,18 @@ from assistant.api.answering import Answered, ask_response
 from assistant.api.auth import Caller
 from assistant.api.errors import stream_failure
 from assistant.api.routes.sse import event_stream, frame
-from assistant.api.schemas import ERROR_RESPONSES, EVENT_STREAM, AskRequest, AskResponse
+from assistant.api.schemas import ERROR_RESPONSES, AskRequest, AskResponse, streamed_200
 from assistant.api.services import ServicesDep
 from assistant.engine import Token
 
+STREAMED = streamed_200(
+    ["token", "done", "error"],
+    "With `stream`: `token` events, then `done` (the JSON body) or `error`.",
+)
 router = APIRouter(tags=["asking"], responses=ERROR_RESPONSES)
 
 
-@router.post("/v1/ask", response_model=AskResponse, responses=EVENT_STREAM)
+@router.post("/v1/ask", response_model=AskResponse, responses=STREAMED)
 async def ask(body: AskRequest, caller: Caller, request: Request, services: ServicesDep) -> Any:
     """Answer a question from a collection. With ``stream``: ``event: token`` frames
     (``{"text"}``), then ``event: done`` with this route's JSON body, or ``event: error``

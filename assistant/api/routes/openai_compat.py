@@ -26,18 +26,19 @@ from assistant.api.errors import stream_failure
 from assistant.api.routes.sse import event_stream, frame
 from assistant.api.schemas import (
     ERROR_RESPONSES,
-    EVENT_STREAM,
     ChatCompletion,
     ChatMessage,
     ChatRequest,
     ModelCard,
     ModelList,
+    streamed_200,
 )
 from assistant.api.services import Services, ServicesDep
 from assistant.core.errors import AdapterError
 from assistant.core.registry import parse_ref
 from assistant.engine import Token
 
+STREAMED = streamed_200(None, "With `stream`: OpenAI chunks, then `[DONE]`.")
 router = APIRouter(tags=["openai"], responses=ERROR_RESPONSES)
 
 BASE_MODEL = "lorag"
@@ -58,7 +59,7 @@ def models(caller: Caller, services: ServicesDep) -> Any:
     return ModelList(data=cards)
 
 
-@router.post("/v1/chat/completions", response_model=ChatCompletion, responses=EVENT_STREAM)
+@router.post("/v1/chat/completions", response_model=ChatCompletion, responses=STREAMED)
 async def chat_completions(
     body: ChatRequest, caller: Caller, request: Request, services: ServicesDep
 ) -> Any:

@@ -15,6 +15,7 @@ from assistant.cli.batch import batch, evaluate
 from assistant.cli.documents import collections, documents_app, ingest
 from assistant.cli.finetune import finetune
 from assistant.cli.serve import serve
+from assistant.cli.ui import ui
 
 app = typer.Typer(
     help="Answers from your own documents, with citations, on your own hardware.",
@@ -29,6 +30,7 @@ app.command()(finetune)
 app.command()(batch)
 app.command("eval")(evaluate)
 app.command()(serve)
+app.command()(ui)
 app.add_typer(documents_app, name="documents")
 app.add_typer(adapters_app, name="adapters")
 

@@ -139,6 +139,20 @@ class ApiSettings(BaseModel):
         return self
 
 
+class UiSettings(BaseModel):
+    """``lorag ui``: the browser UI, and the API it talks to over HTTP."""
+
+    api_url: str | None = Field(
+        None, description="The lorag API's base URL; unset = http://<api.host>:<api.port>."
+    )
+    api_key: SecretStr | None = Field(
+        None, description="The bearer key the UI sends; unset = none (an anonymous local API)."
+    )
+    host: str = Field("127.0.0.1", description="Address the UI listens on.")
+    port: int = Field(8501, ge=1, le=65535, description="Port the UI listens on.")
+    timeout_s: float = Field(300.0, gt=0, description="Longest wait for one API response.")
+
+
 class Settings(BaseSettings):
     """lorag's configuration. Build it with :func:`load_settings`."""
 
@@ -159,6 +173,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = RetrievalSettings()
     generation: GenerationSettings = GenerationSettings()
     api: ApiSettings = ApiSettings()
+    ui: UiSettings = UiSettings()
 
     @property
     def cache_dir(self) -> Path:

@@ -1,0 +1,140 @@
+"""``lorag ui``: open the browser UI (Streamlit), a client of the lorag API over HTTP.
+
+The UI runs as ``streamlit run ui/app.py`` in its own process, with the API's URL and key in
+its environment (``LORAG_UI__API_URL``, ``LORAG_UI__API_KEY``). With ``--serve`` the command
+first starts ``lorag serve`` (anonymous on loopback when no API key is configured), waits until
+it is ready, and stops it when the UI stops: one command for a local assistant.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from assistant.cli.common import fail, out
+from assistant.core.settings import Settings, load_settings
+
+READY_TIMEOUT_S = 900.0
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def streamlit_command(host: str, port: int, headless: bool) -> list[str]:
+    """The ``streamlit run`` command line of the UI."""
+    import ui
+
+    app = Path(ui.__file__).resolve().parent / "app.py"
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        str(headless).lower(),
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+
+
+def serve_environment(settings: Settings) -> dict[str, str]:
+    """The environment of the ``lorag serve`` that ``--serve`` starts."""
+    env = dict(os.environ)
+    if not settings.api.keys:
+        if settings.api.host not in LOOPBACK:
+            raise fail(
+                f"api.host is {settings.api.host}, not loopback: configure API keys "
+                "(LORAG_API__KEYS) before serving beyond this machine"
+            )
+        env["LORAG_API__ALLOW_ANONYMOUS"] = "true"
+    return env
+
+
+@contextmanager
+def _api_process(settings: Settings, url: str) -> Iterator[None]:
+    """``lorag serve`` in a child process, ready to answer; stopped at the end."""
+    import httpx
+
+    command = [sys.executable, "-c", "from assistant.cli import app; app(prog_name='lorag')"]
+    child = subprocess.Popen([*command, "serve"], env=serve_environment(settings))
+    try:
+        out.print(f"Starting the API on {url} (loading the models)…", highlight=False)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            if child.poll() is not None:
+                raise fail(f"lorag serve stopped (exit code {child.returncode}); see above")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise fail(f"the API at {url} was not ready after {READY_TIMEOUT_S:.0f} s")
+            time.sleep(0.5)
+        yield
+    finally:
+        _stop(child)
+
+
+def _stop(child: subprocess.Popen[bytes]) -> None:
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def ui(
+    host: Annotated[
+        str | None, typer.Option(help="Address the UI listens on (default: ui.host).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="UI port (default: ui.port).")
+    ] = None,
+    api_url: Annotated[
+        str | None,
+        typer.Option(help="The API's URL (default: ui.api_url, else the api.host:api.port)."),
+    ] = None,
+    serve: Annotated[
+        bool, typer.Option("--serve", help="Start `lorag serve` too, and stop it with the UI.")
+    ] = False,
+    headless: Annotated[
+        bool, typer.Option("--headless", help="Do not open a browser window.")
+    ] = False,
+) -> None:
+    """Open the browser UI: chat with citations, documents, adapters, batch questions."""
+    from ui.endpoint import api_url as default_api_url
+
+    settings = load_settings()
+    if serve and api_url:
+        raise fail("--serve starts the API at api.host:api.port; leave out --api-url")
+    url = (api_url or default_api_url(settings)).rstrip("/")
+    address = (host or settings.ui.host, port or settings.ui.port)
+    env = {**os.environ, "LORAG_UI__API_URL": url}
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the children on SIGTERM too
+    code = 130  # interrupted
+    try:
+        with _api_process(settings, url) if serve else nullcontext():
+            out.print(f"lorag UI on http://{address[0]}:{address[1]} (API: {url})", highlight=False)
+            child = subprocess.Popen(streamlit_command(*address, headless), env=env)
+            try:
+                code = child.wait()
+            finally:
+                _stop(child)
+    except KeyboardInterrupt:
+        pass
+    raise typer.Exit(code)

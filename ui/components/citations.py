@@ -1,0 +1,47 @@
+"""The sources under an answer: one expandable entry per citation, with its snippet, file and
+page or heading."""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+import streamlit as st
+
+from ui.schemas import Citation
+
+
+def file_name(source: str) -> str:
+    """The file name of a document's source path (POSIX or Windows)."""
+    return PurePath(source.replace("\\", "/")).name or source
+
+
+def citation_label(citation: Citation) -> str:
+    """``[n] file — page p · heading``: what the expander's header says."""
+    where = []
+    if citation["page"] is not None:
+        where.append(f"page {citation['page']}")
+    if citation["heading"]:
+        where.append(citation["heading"])
+    label = f"[{citation['n']}] {file_name(citation['source'])}"
+    return f"{label} — {' · '.join(where)}" if where else label
+
+
+def show_citations(citations: list[Citation]) -> None:
+    """The sources an answer rests on, each expandable to its passage."""
+    if not citations:
+        return
+    count = len(citations)
+    st.caption(f"{count} source{'' if count == 1 else 's'}: open one to see the passage")
+    for citation in citations:
+        with st.expander(citation_label(citation), icon=":material/description:"):
+            st.markdown(_quote(citation["snippet"]))
+            details = [f"File `{citation['source']}`"]
+            if citation["title"] and citation["title"] != file_name(citation["source"]):
+                details.append(f"document *{citation['title']}*")
+            details.append(f"similarity {citation['similarity']:.2f}")
+            st.caption(" · ".join(details))
+
+
+def _quote(text: str) -> str:
+    """``text`` as a Markdown block quote, line by line."""
+    return "\n".join(f"> {line}" if line.strip() else ">" for line in text.splitlines())

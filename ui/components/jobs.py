@@ -1,0 +1,65 @@
+"""Background jobs on the page: follow one live (progress bar, and the loss curve of a
+fine-tuning run), then show how it ended, with the problem of each file or row that failed.
+
+Following polls ``GET /v1/jobs/{id}`` until the job ends, then runs the page again. The page's
+script waits meanwhile; if the user does something else the wait stops, the job goes on in the
+API, and the page picks it up again at its next run (the pages keep the job's id in the session).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import streamlit as st
+
+from ui.client import LoragClient
+from ui.schemas import ACTIVE_STATUSES, Job, LossPoint
+
+POLL_S = 0.5
+
+
+def is_active(job: Job) -> bool:
+    """The job is queued or running."""
+    return job["status"] in ACTIVE_STATUSES
+
+
+def finished_job(client: LoragClient, job_id: str, *, losses: bool = False) -> Job:
+    """The job once it has ended. A job still going is followed live (progress bar, and its loss
+    curve when ``losses``), then the page runs again so all it shows includes the outcome."""
+    job = client.job(job_id)
+    if not is_active(job):
+        return job
+    bar = st.progress(job["progress"], text=_progress_text(job))
+    chart = st.empty() if losses else None
+    while is_active(job):
+        time.sleep(POLL_S)
+        job = client.job(job_id)
+        bar.progress(job["progress"], text=_progress_text(job))
+        if chart is not None and job["losses"]:
+            with chart.container():
+                show_losses(job["losses"], "Training loss (live)")
+    st.rerun()
+
+
+def show_losses(points: list[LossPoint], title: str) -> None:
+    """A loss curve over optimiser steps."""
+    st.markdown(f"**{title}**")
+    frame = pd.DataFrame(points, columns=["step", "loss"]).set_index("step")
+    st.line_chart(frame, x_label="step", y_label="loss", height=220)
+
+
+def show_job_problems(job: Job) -> None:
+    """Why the job failed (if it did) and the problem of each item that failed."""
+    if job["status"] == "failed":
+        st.error(f"The job failed: {job['message']}", icon=":material/error:")
+    elif job["status"] == "cancelled":
+        st.warning("The job was cancelled.", icon=":material/cancel:")
+    for problem in job["errors"]:
+        st.error(f"**{problem['item']}**: {problem['detail']}", icon=":material/warning:")
+
+
+def _progress_text(job: Job) -> str:
+    status = "Waiting for its turn" if job["status"] == "queued" else "Working"
+    detail = f" — {job['message']}" if job["message"] else ""
+    return f"{status}: {job['progress']:.0%}{detail}"

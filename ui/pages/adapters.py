@@ -1,0 +1,198 @@
+"""Adapters: every version with its figures, the evaluation of one (base model vs adapter) and
+its training loss as charts, promote or roll back, and fine-tune a new version from the chosen
+collection or an uploaded dataset while its loss curve draws itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from ui import session
+from ui.client import ApiError, LoragClient
+from ui.components.errors import show_error
+from ui.components.jobs import finished_job, show_job_problems, show_losses
+from ui.schemas import Adapter
+
+RECIPES = ["lora-cpu", "qlora"]
+FINETUNE_JOB = "finetune_job"
+FROM_COLLECTION = "The documents of the chosen collection"
+FROM_FILE = "A dataset file (JSONL)"
+
+
+def _evaluation(adapter: Adapter) -> dict[str, Any]:
+    evaluation: dict[str, Any] = adapter["metrics"].get("evaluation") or {}
+    return evaluation
+
+
+def _figure(scores: dict[str, Any] | None, key: str) -> float | None:
+    value = (scores or {}).get(key)
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _versions_table(adapters: list[Adapter]) -> None:
+    rows = []
+    for adapter in adapters:
+        evaluation = _evaluation(adapter)
+        rows.append(
+            {
+                "Adapter": adapter["ref"],
+                "Status": adapter["status"],
+                "Method": adapter["method"],
+                "Created": adapter["created_at"][:16].replace("T", " "),
+                "Held-out loss": _figure(adapter["metrics"], "eval_loss"),
+                "Base perplexity": _figure(evaluation.get("base"), "eval_perplexity"),
+                "Adapter perplexity": _figure(evaluation.get("adapter"), "eval_perplexity"),
+                "Forgetting ratio": _figure(evaluation, "forgetting_ratio"),
+            }
+        )
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+def _evaluation_charts(adapter: Adapter) -> None:
+    """Base vs adapter perplexities, and the training loss, of one version."""
+    evaluation = _evaluation(adapter)
+    base, tuned = evaluation.get("base"), evaluation.get("adapter")
+    measures = {
+        "Held-out examples": "eval_perplexity",
+        "General text (forgetting)": "general_perplexity",
+    }
+    rows = {
+        label: {"Base model": _figure(base, key), adapter["ref"]: _figure(tuned, key)}
+        for label, key in measures.items()
+        if _figure(base, key) is not None and _figure(tuned, key) is not None
+    }
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Evaluation: perplexity, lower is better**")
+        if rows:
+            frame = pd.DataFrame(rows).T
+            st.bar_chart(frame, stack=False, horizontal=True, height=220)
+        else:
+            st.caption("This version has no base-vs-adapter evaluation.")
+    with right:
+        history = adapter["metrics"].get("history") or []
+        points = [{"step": p["step"], "loss": p["loss"]} for p in history if "loss" in p]
+        if points:
+            show_losses(points, "Training loss")
+        else:
+            st.markdown("**Training loss**")
+            st.caption("This version has no recorded training loss.")
+
+
+def _promote_or_roll_back(client: LoragClient, adapters: list[Adapter], shown: Adapter) -> None:
+    """Promote the shown version, or roll its adapter back to the version promoted before."""
+    name = shown["name"]
+    promoted = next(
+        (a["ref"] for a in adapters if a["name"] == name and a["status"] == "promoted"), None
+    )
+    st.caption(
+        f"'{name}' means **{promoted}** now."
+        if promoted
+        else f"No version of '{name}' is promoted."
+    )
+    left, right = st.columns(2)
+    try:
+        if left.button(
+            f"Promote {shown['ref']}",
+            icon=":material/upgrade:",
+            type="primary",
+            disabled=shown["status"] == "promoted",
+            width="stretch",
+        ):
+            done = client.promote(name, shown["version"])
+            st.toast(f"{done['ref']} is promoted: '{name}' means it now")
+            st.rerun()
+        if right.button(f"Roll back {name}", icon=":material/undo:", width="stretch"):
+            done = client.rollback(name)
+            st.toast(f"Rolled back: '{name}' means {done['ref']} again")
+            st.rerun()
+    except ApiError as error:
+        show_error(error)
+
+
+def _finetune_form(client: LoragClient, collection: str | None) -> None:
+    with st.form("finetune"):
+        st.subheader("Fine-tune a new version")
+        name = st.text_input(
+            "Adapter name", placeholder="e.g. legal", help="A new name starts at version 1."
+        )
+        source = st.radio("Train on", [FROM_COLLECTION, FROM_FILE], horizontal=True)
+        dataset = st.file_uploader(
+            "Dataset (for a dataset file)",
+            type=["jsonl"],
+            help="JSONL records: alpaca (instruction/output), chat (messages), "
+            "prompt/completion, or lorag RAG records.",
+        )
+        left, right = st.columns(2)
+        recipe = left.selectbox("Recipe", RECIPES, help="lora-cpu suits a CPU; qlora a GPU.")
+        steps = right.number_input(
+            "Steps", min_value=0, value=0, help="Optimiser steps; 0 = the recipe's own."
+        )
+        if not st.form_submit_button("Start fine-tuning", icon=":material/model_training:"):
+            return
+    if source == FROM_COLLECTION and collection is None:
+        st.warning("Create a collection with documents first (Documents page).")
+        return
+    if source == FROM_FILE and dataset is None:
+        st.warning("Choose a JSONL dataset file first.")
+        return
+    try:
+        job_id = client.finetune(
+            name.strip(),
+            collection=collection if source == FROM_COLLECTION else None,
+            dataset=(dataset.name, dataset.getvalue()) if source == FROM_FILE and dataset else None,
+            recipe=recipe,
+            max_steps=int(steps) or None,
+        )
+    except ApiError as error:
+        show_error(error)
+        return
+    st.session_state[FINETUNE_JOB] = job_id
+
+
+def _finetune_outcome(client: LoragClient) -> None:
+    job_id = st.session_state.get(FINETUNE_JOB)
+    if job_id is None:
+        return
+    job = finished_job(client, job_id, losses=True)
+    result = job["result"]
+    if job["status"] == "succeeded" and result is not None:
+        name = str(result["adapter"]).split("@")[0]
+        st.success(
+            f"Trained **{result['adapter']}**. It is a candidate: promote it above to make "
+            f"'{name}' mean it.",
+            icon=":material/check_circle:",
+        )
+    if job["losses"]:
+        show_losses(job["losses"], "Training loss of the last run")
+    show_job_problems(job)
+
+
+def main() -> None:
+    """The adapters page."""
+    space = session.workspace()
+    client = space.client
+    adapters = client.adapters()
+    st.title("Adapters")
+    st.caption(
+        "An adapter specialises the base model to your domain. Each training run adds a "
+        "version; promoting a version makes the adapter's name mean it."
+    )
+    if adapters:
+        _versions_table(adapters)
+        refs = [a["ref"] for a in adapters]
+        chosen = st.selectbox("Version", refs, index=len(refs) - 1)
+        shown = next(a for a in adapters if a["ref"] == chosen)
+        _evaluation_charts(shown)
+        _promote_or_roll_back(client, adapters, shown)
+    else:
+        st.info("No adapter yet: fine-tune one below.", icon=":material/tune:")
+    st.divider()
+    _finetune_form(client, space.collection["name"] if space.collection else None)
+    _finetune_outcome(client)
+
+
+main()

@@ -434,8 +434,10 @@ class HFGenerator:
         the texts are those :meth:`generate` gives, up to the last-digit floating-point
         differences that padding can make.
 
-        Like :meth:`stream`, the model runs in a worker thread: called from a process's main
-        thread, the same loop ran 3-5x slower on a busy 2-core CPU (measured; cause unknown).
+        Like :meth:`stream`, the model runs in a worker thread. (It was moved there when the
+        loop ran 3-5x slower from the main thread on a busy 2-core CPU; that was most likely
+        OpenMP threads spinning against other work, which ``OMP_WAIT_POLICY=PASSIVE``, set in
+        ``assistant/__init__.py``, now prevents.)
         """
         if adapter is not None and adapter not in self.adapters:
             loaded = ", ".join(self.adapters) or "none"

@@ -15,10 +15,11 @@ import asyncio
 import copy
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Generator
 from concurrent.futures import Future
+from contextlib import closing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from fastapi import HTTPException
 
@@ -29,7 +30,7 @@ from assistant.api.queue import GenerationQueue, QueueFull
 from assistant.core.errors import AdapterError, CollectionNotFoundError
 from assistant.core.registry import AdapterRecord, check_base
 from assistant.core.types import Answer, Citation
-from assistant.engine import Done, Token, check_question
+from assistant.engine import AnswerEvent, Done, Token, check_question
 from assistant.runtime import Runtime
 from ingestion.chunking import document_id
 
@@ -204,14 +205,14 @@ class Answering:
             raise AnswerCancelled
         key = self.attach(question.adapter, question.collection)
         engine = copy.copy(self.runtime.engine)  # shares the models and the adapter templates
-        settings = {"max_new_tokens": question.max_new_tokens}
+        settings: dict[str, float] = {"max_new_tokens": question.max_new_tokens}
         if question.temperature is not None:
             settings["temperature"] = question.temperature
         engine.generation = engine.generation.model_copy(update=settings)
         pieces: list[str] = []
         answer: Answer | None = None
         events = engine.stream(question.text, question.collection, key, question.top_k)
-        try:
+        with closing(cast(Generator[AnswerEvent, None, None], events)):  # stops the model early
             for event in events:
                 if cancel.is_set():
                     raise AnswerCancelled
@@ -221,8 +222,6 @@ class Answering:
                     pieces.append(event.text)
                     if emit is not None:
                         emit(event)
-        finally:
-            events.close()
         assert answer is not None
         tokens = 0
         if "first_token_s" in answer.timings:  # the model was called

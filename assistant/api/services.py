@@ -19,6 +19,7 @@ from assistant.api.audit import AuditLog, audit_path
 from assistant.api.jobs import JobManager
 from assistant.api.metrics import Metrics
 from assistant.api.queue import GenerationQueue
+from assistant.api.tasks import clear_uploads
 from assistant.core.settings import Settings
 from assistant.runtime import Runtime
 
@@ -58,6 +59,7 @@ def start_services(settings: Settings, metrics: Metrics, runtime: Runtime | None
         audit = AuditLog(audit_path(settings), question_text=settings.api.log_question_text)
         jobs = JobManager(settings.data_dir / API_DIR, metrics)
         jobs.recover()
+        clear_uploads(runtime)
     except BaseException:
         if owns:
             runtime.close()

@@ -32,6 +32,12 @@ INGEST_GROUP_FILES = 4
 """Files ingested together between two progress reports (and cancellation checks)."""
 
 
+def clear_uploads(runtime: Runtime) -> None:
+    """Remove the uploads an ingest job left when the server was killed (at start-up, when no
+    job runs)."""
+    shutil.rmtree(runtime.settings.data_dir / UPLOADS_DIR, ignore_errors=True)
+
+
 def ingest_uploads(runtime: Runtime, collection: str, names: list[str]) -> Work:
     """Ingest the uploaded files ``names`` of the job's folder into ``collection``.
 

@@ -7,6 +7,7 @@ from contextlib import aclosing
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 
 from assistant.api.answering import Answered, ask_response
 from assistant.api.auth import Caller
@@ -29,7 +30,8 @@ async def ask(body: AskRequest, caller: Caller, request: Request, services: Serv
     (``{"text"}``), then ``event: done`` with this route's JSON body, or ``event: error``
     (``{"detail"}``)."""
     answering = services.answering
-    question = answering.question(
+    question = await run_in_threadpool(  # reads the store and the registry
+        answering.question,
         caller,
         text=body.question,
         collection=body.collection,

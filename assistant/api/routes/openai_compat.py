@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 
 from assistant.api.answering import Answered, Question, citation_out
 from assistant.api.auth import Caller
@@ -64,7 +65,8 @@ async def chat_completions(
     body: ChatRequest, caller: Caller, request: Request, services: ServicesDep
 ) -> Any:
     """Answer the last user message with retrieval over a collection, as OpenAI's API does."""
-    question = services.answering.question(
+    question = await run_in_threadpool(  # reads the store and the registry
+        services.answering.question,
         caller,
         text=_last_user_text(body.messages),
         collection=body.collection or _bound_collection(services, body.model),

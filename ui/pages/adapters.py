@@ -13,7 +13,7 @@ import streamlit as st
 from ui import session
 from ui.client import ApiError, LoragClient
 from ui.components.errors import show_error
-from ui.components.jobs import finished_job, show_job_problems, show_losses
+from ui.components.jobs import finished_job, follow, show_job_problems, show_losses
 from ui.schemas import Adapter
 
 RECIPES = ["lora-cpu", "qlora"]
@@ -150,7 +150,7 @@ def _finetune_form(client: LoragClient, collection: str | None) -> None:
     except ApiError as error:
         show_error(error)
         return
-    st.session_state[FINETUNE_JOB] = job_id
+    follow(FINETUNE_JOB, job_id)
 
 
 def _finetune_outcome(client: LoragClient) -> None:

@@ -9,7 +9,7 @@ from ui import session
 from ui.client import ApiError, Download, LoragClient
 from ui.components.adapter_choice import pick_adapter
 from ui.components.errors import show_error
-from ui.components.jobs import finished_job, show_job_problems
+from ui.components.jobs import finished_job, follow, show_job_problems
 from ui.schemas import Collection
 
 BATCH_JOB = "batch_job"
@@ -49,8 +49,8 @@ def _start(client: LoragClient, collection: Collection) -> None:
     except ApiError as error:
         show_error(error)
         return
-    st.session_state[BATCH_JOB] = job_id
     st.session_state.pop(DOWNLOADED, None)
+    follow(BATCH_JOB, job_id)
 
 
 def _answers(client: LoragClient, job_id: str) -> Download:

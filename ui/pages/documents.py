@@ -13,7 +13,7 @@ from ui import session
 from ui.client import ApiError, LoragClient
 from ui.components.citations import file_name
 from ui.components.errors import show_error
-from ui.components.jobs import finished_job, is_active, show_job_problems
+from ui.components.jobs import finished_job, follow, is_active, show_job_problems
 from ui.schemas import Document, Job
 
 SUFFIXES = ["txt", "md", "markdown", "rst", "html", "htm", "pdf", "docx"]
@@ -66,7 +66,7 @@ def _upload(client: LoragClient, collection: str) -> None:
     except ApiError as error:
         show_error(error)
         return
-    st.session_state[INGEST_JOB] = job_id
+    follow(INGEST_JOB, job_id)
 
 
 def _ingest_outcome(client: LoragClient, collection: str) -> None:

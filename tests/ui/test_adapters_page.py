@@ -1,0 +1,78 @@
+"""The adapters page against the real API: versions with their figures, the base-vs-adapter
+evaluation and the loss as charts, promotion and rollback, and a fine-tuning run followed to
+its new version."""
+
+from __future__ import annotations
+
+import json
+
+from streamlit.testing.v1 import AppTest
+
+from tests.ui.conftest import LiveApi, open_page
+
+DATASET = "".join(
+    json.dumps({"instruction": f"Who maintains service {n}?", "output": f"Team {n} does."}) + "\n"
+    for n in range(8)
+).encode()
+
+
+def charts(app: AppTest) -> list[str]:
+    """The Vega-Lite specs of the page's charts."""
+    return [chart.proto.spec for chart in app.get("vega_lite_chart")]
+
+
+def button(app: AppTest, label: str) -> None:
+    next(b for b in app.button if b.label == label).click().run()
+    assert not app.exception, [e.value for e in app.exception]
+
+
+def test_versions_are_listed_with_their_evaluation_as_charts(api: LiveApi) -> None:
+    app = open_page("adapters")
+    table = app.dataframe[0].value.set_index("Adapter")
+    assert {"ops@1", "ops@2"} <= set(table.index)
+    assert table.loc["ops@2", "Base perplexity"] == 8.2
+    assert table.loc["ops@2", "Adapter perplexity"] == 3.0
+    assert table.loc["ops@2", "Forgetting ratio"] == 1.05
+    assert table.loc["ops@2", "Method"] == "lora" and table.loc["ops@1", "Held-out loss"] == 1.25
+
+    app.selectbox[0].set_value("ops@2").run()
+    assert len(charts(app)) == 2  # base vs adapter, and the training loss
+
+    app.selectbox[0].set_value("ops@1").run()
+    assert not charts(app)
+    assert "This version has no base-vs-adapter evaluation." in [c.value for c in app.caption]
+
+
+def test_a_version_is_promoted_then_rolled_back(api: LiveApi) -> None:
+    app = open_page("adapters")
+    assert "'ops' means **ops@1** now." in [c.value for c in app.caption]
+    button(app, "Promote ops@2")
+    assert "ops@2 is promoted: 'ops' means it now" in [t.value for t in app.toast]
+    assert "'ops' means **ops@2** now." in [c.value for c in app.caption]
+    button(app, "Roll back ops")
+    assert "'ops' means **ops@1** now." in [c.value for c in app.caption]
+    button(app, "Roll back ops")
+    assert "Conflict (409)" in app.error[0].value
+
+
+def test_a_finetuning_run_is_followed_to_its_new_version(api: LiveApi) -> None:
+    app = open_page("adapters")
+    next(t for t in app.text_input if t.label == "Adapter name").set_value("helpdesk")
+    app.radio[0].set_value("A dataset file (JSONL)")
+    app.file_uploader[0].set_value(("facts.jsonl", DATASET, "application/jsonl"))
+    app.number_input[0].set_value(2)
+    button(app, "Start fine-tuning")
+    assert "Trained **helpdesk@1**" in app.success[0].value
+    assert "helpdesk@1" in list(app.dataframe[0].value["Adapter"])
+    assert any("loss" in spec for spec in charts(app))
+
+
+def test_a_finetuning_request_is_checked(api: LiveApi) -> None:
+    app = open_page("adapters")
+    app.radio[0].set_value("A dataset file (JSONL)")
+    button(app, "Start fine-tuning")
+    assert "Choose a JSONL dataset file first." in app.warning[0].value
+    next(t for t in app.text_input if t.label == "Adapter name").set_value("ops@3")
+    app.radio[0].set_value("The documents of the chosen collection")
+    button(app, "Start fine-tuning")
+    assert "Invalid request (422)" in app.error[0].value and "ops@3" in app.error[0].value

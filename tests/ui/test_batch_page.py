@@ -1,0 +1,48 @@
+"""The batch page against the real API: a questions file answered in the background, the counts,
+the rows that failed, the answers file to download in the same format, and refused files."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from streamlit.testing.v1 import AppTest
+
+from tests.ui.conftest import LiveApi, open_page
+
+QUESTIONS = b"id,question\nq1,What is the hotel limit?\nq2,How many days of leave?\nq3,\n"
+
+
+def submit(app: AppTest, name: str, content: bytes) -> AppTest:
+    app.file_uploader[0].set_value((name, content, "text/csv"))
+    next(b for b in app.button if b.label == "Answer them").click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def test_a_questions_file_is_answered_and_its_answers_downloaded(api: LiveApi) -> None:
+    app = submit(open_page("batch"), "questions.csv", QUESTIONS)
+    assert "Answered the questions of **kb**." in app.success[0].value
+    counts = {metric.label: metric.value for metric in app.metric}
+    assert counts["Rows"] == "3" and counts["Failed"] == "1"  # the row without a question
+    assert int(counts["Answered"]) + int(counts["Abstained"]) == 2
+    assert app.error[0].value.startswith("**row 4**: ")
+    [download] = app.get("download_button")
+    assert download.proto.label.startswith("Download answers-") and ".csv" in download.proto.label
+    kept = app.session_state["batch_download"][1]
+    assert kept.media_type.startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(kept.content.decode())))
+    assert [row["id"] for row in rows] == ["q1", "q2"] and all(row["answer"] for row in rows)
+
+
+def test_a_file_without_questions_is_refused_readably(api: LiveApi) -> None:
+    app = submit(open_page("batch"), "nothing.csv", b"id,text\n1,hello\n")
+    assert "Invalid request (422)" in app.error[0].value
+    assert "has no question column (columns found: id, text)" in app.error[0].value
+    assert not app.get("download_button")
+
+
+def test_a_batch_needs_a_file(api: LiveApi) -> None:
+    app = open_page("batch")
+    next(b for b in app.button if b.label == "Answer them").click().run()
+    assert "Choose a questions file first." in app.warning[0].value

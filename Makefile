@@ -41,7 +41,8 @@ lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
 bench: install
-	$(PY) benchmarks/ingest.py && $(PY) benchmarks/retrieval.py && $(PY) benchmarks/generation.py
+	$(PY) benchmarks/ingest.py && $(PY) benchmarks/retrieval.py && $(PY) benchmarks/generation.py \
+		&& $(PY) benchmarks/batch.py && $(PY) benchmarks/train.py && $(PY) benchmarks/load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -11,9 +11,10 @@ when training has finished).
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -126,6 +127,8 @@ def train_adapter(
     assert data is not None
 
     result = run_finetune(runtime.settings, config, data, run_dir, plan.resume, progress)
+    if plan.from_collection is not None:
+        result = _with_answer_f1(runtime, plan.from_collection, config, data, result)
     origin = TrainingOrigin.of(
         runtime.settings,
         method=config.method,
@@ -144,3 +147,53 @@ def _teacher(runtime: Runtime, model: str | None) -> HFGenerator | None:
 
     generator = runtime.settings.generator.model_copy(update={"model": model})
     return load_generator(runtime.settings.model_copy(update={"generator": generator}))
+
+
+EVAL_BATCH = 8
+"""Held-out questions answered together when :func:`_with_answer_f1` scores an adapter."""
+
+_MARKER = re.compile(r"\s*\[\d+\]")
+
+
+def _with_answer_f1(
+    runtime: Runtime, collection: str, config: TrainConfig, data: Path, result: TrainResult
+) -> TrainResult:
+    """``result`` with held-out answer token-F1, base vs adapter, in its evaluation (and in the
+    run's ``metrics.json``).
+
+    The held-out questions (the run's seeded eval split, abstain examples left out) go through
+    the whole engine, hybrid retrieval from ``collection`` included, once on the base model and
+    once with the new adapter attached under a temporary name; ``[n]`` markers are dropped from
+    answers and references before scoring.
+    """
+    from finetune.data import load_examples, split_examples
+    from finetune.evaluate import token_f1
+    from finetune.report import write_json
+
+    abstain = runtime.engine.template.abstain_answer
+    _, held_out = split_examples(load_examples(data), config.eval_split, config.seed)
+    pairs = [(e.question, e.answer) for e in held_out if e.question and e.answer != abstain]
+    if not pairs:
+        return result
+    questions = [question for question, _ in pairs]
+    references = [_MARKER.sub("", answer) for _, answer in pairs]
+    key = f"~heldout-{result.run_dir.name}"
+    runtime.generator.load_adapter(str(result.adapter_dir), key)
+    try:
+        scores = {}
+        for label, adapter in (("base", None), ("adapter", key)):
+            texts = [
+                answer.text
+                for start in range(0, len(questions), EVAL_BATCH)
+                for answer in runtime.engine.ask_batch(
+                    questions[start : start + EVAL_BATCH], collection, adapter
+                )
+            ]
+            f1 = [token_f1(_MARKER.sub("", t), [r]) for t, r in zip(texts, references, strict=True)]
+            scores[label] = sum(f1) / len(f1)
+    finally:
+        runtime.generator.unload_adapter(key)
+    answer_f1 = {"questions": len(pairs), "collection": collection, **scores}
+    result = replace(result, evaluation={**(result.evaluation or {}), "answer_f1": answer_f1})
+    write_json(result.run_dir / "metrics.json", result.metrics())
+    return result

@@ -73,6 +73,8 @@ class Example:
     format: Format
     chunk_ids: tuple[str, ...] = ()
     line: int | None = field(default=None, compare=False)
+    question: str | None = field(default=None, compare=False)
+    """The bare question of a ``rag`` example (its messages hold it among the sources)."""
 
     def normalised(self) -> str:
         """The example as canonical JSON: what it trains on (not where it came from)."""
@@ -126,6 +128,7 @@ def _parse_rag(record: dict[str, Any], template: PromptTemplate) -> Example:
         answer=_answer(record, "answer"),
         format="rag",
         chunk_ids=tuple(chunk_ids),
+        question=question.strip(),
     )
 
 

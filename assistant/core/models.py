@@ -574,6 +574,14 @@ class HFGenerator:
         self._peft.set_adapter(adapter, inference_mode=True)
         return nullcontext()
 
+    def unload_adapter(self, name: str) -> None:
+        """Detach the loaded adapter ``name`` (:class:`AdapterError` if none is loaded so)."""
+        with self._lock:
+            if self._peft is None or name not in self._peft.peft_config:
+                loaded = ", ".join(self.adapters) or "none"
+                raise AdapterError(f"no adapter named {name!r} is loaded (loaded: {loaded})")
+            self._peft.delete_adapter(name)
+
     def load_adapter(self, path: str, name: str) -> None:
         """Attach the PEFT adapter folder ``path`` under ``name`` (safetensors only).
 

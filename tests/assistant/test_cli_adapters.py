@@ -128,3 +128,30 @@ def test_unknown_recipe_is_named(cli: CliRunner, dataset: Path) -> None:
         app, ["finetune", "--name", "x", "--data", str(dataset), "--config", "turbo"]
     )
     assert result.exit_code == 1 and "turbo" in result.output
+
+
+def test_finetune_from_a_collection_scores_held_out_answers_with_retrieval(
+    cli: CliRunner, tiny_settings: Settings, tmp_path: Path
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for n, (city, day) in enumerate(
+        [("Lisbon", "Monday"), ("Oslo", "Friday"), ("Bern", "Tuesday")]
+    ):
+        (docs / f"office{n}.md").write_text(
+            f"# Office {n}\n\nThe {city} office opens at nine on {day} and closes at six. "
+            f"Its manager keeps the keys of the {city} archive in a locked drawer.\n"
+        )
+    assert cli.invoke(app, ["ingest", str(docs), "-c", "kb", "--no-progress"]).exit_code == 0
+    dataset = tmp_path / "review.jsonl"
+    args = ["finetune", "--name", "kbft", "--from-collection", "kb", "--max-chunks", "3"]
+    args += ["--distractors", "1", "--abstain-fraction", "0", "--dataset-out", str(dataset)]
+    result = cli.invoke(app, [*args, *TRAIN])
+    assert result.exit_code == 0, result.output
+    assert dataset.is_file() and "registered kbft@1" in result.output
+
+    shown = json.loads(cli.invoke(app, ["adapters", "show", "kbft"]).stdout)
+    metrics = json.loads((Path(shown["path"]) / "metrics.json").read_text())
+    scores = metrics["evaluation"]["answer_f1"]
+    assert scores["collection"] == "kb" and scores["questions"] >= 1
+    assert 0.0 <= scores["base"] <= 1.0 and 0.0 <= scores["adapter"] <= 1.0

@@ -239,6 +239,15 @@ def test_adapters_switch_on_one_base(tiny_settings: Settings, adapters: list[Pat
     assert generator._peft is not None
     assert generator._peft.get_base_model() is base_model
 
+    generator.unload_adapter("second")
+    assert generator.adapters == ["first"]
+    assert generator.generate(QUESTION, max_new_tokens=16, adapter="first") == first
+    assert generator.generate(QUESTION, max_new_tokens=16) == base_answer
+    with pytest.raises(
+        AdapterError, match=r"no adapter named 'second' is loaded \(loaded: first\)"
+    ):
+        generator.unload_adapter("second")
+
 
 def test_unknown_adapter_lists_the_loaded_ones(
     tiny_settings: Settings, adapters: list[Path]

@@ -22,6 +22,7 @@ from assistant.core.settings import load_settings
 from ui.client import LoragClient
 from ui.endpoint import api_url
 from ui.schemas import Collection
+from ui.wording import count
 
 API_KEY = "api_key"
 COLLECTION = "collection"
@@ -137,11 +138,11 @@ def _pick_collection(
     chosen: str = where.selectbox(
         "Collection",
         names,
-        format_func=lambda name: _label(collections, name),
         help="The set of documents answers come from. Every page works on this collection.",
         **kept(COLLECTION, names),
     )
     st.session_state[COLLECTION] = chosen
+    where.caption(_summary(collections[names.index(chosen)]))
     return chosen
 
 
@@ -156,9 +157,8 @@ def _connection_panel(where: DeltaGenerator, current: Connection) -> None:
         )
 
 
-def _label(collections: list[Collection], name: str) -> str:
-    info = collection_info(collections, name)
-    if info is None:
-        return name
-    documents = info["documents"]
-    return f"{name} ({documents} document{'' if documents == 1 else 's'})"
+def _summary(collection: Collection) -> str:
+    text = f"{count(collection['documents'], 'document')} · {count(collection['chunks'], 'chunk')}"
+    if collection["adapter"]:
+        text += f" · answers with adapter {collection['adapter']}"
+    return text

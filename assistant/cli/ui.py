@@ -8,6 +8,7 @@ it is ready, and stops it when the UI stops: one command for a local assistant.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -27,8 +28,8 @@ READY_TIMEOUT_S = 900.0
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
-def streamlit_command(host: str, port: int, headless: bool) -> list[str]:
-    """The ``streamlit run`` command line of the UI."""
+def streamlit_command(host: str, port: int, headless: bool, max_upload_mb: float) -> list[str]:
+    """The ``streamlit run`` command line of the UI (its upload limit: the API's)."""
     import ui
 
     app = Path(ui.__file__).resolve().parent / "app.py"
@@ -46,6 +47,10 @@ def streamlit_command(host: str, port: int, headless: bool) -> list[str]:
         str(headless).lower(),
         "--browser.gatherUsageStats",
         "false",
+        "--client.toolbarMode",
+        "minimal",
+        "--server.maxUploadSize",
+        str(math.ceil(max_upload_mb)),
     ]
 
 
@@ -107,7 +112,7 @@ def ui(
     ] = None,
     api_url: Annotated[
         str | None,
-        typer.Option(help="The API's URL (default: ui.api_url, else the api.host:api.port)."),
+        typer.Option(help="The API's URL (default: ui.api_url, else http://api.host:api.port)."),
     ] = None,
     serve: Annotated[
         bool, typer.Option("--serve", help="Start `lorag serve` too, and stop it with the UI.")
@@ -130,7 +135,8 @@ def ui(
     try:
         with _api_process(settings, url) if serve else nullcontext():
             out.print(f"lorag UI on http://{address[0]}:{address[1]} (API: {url})", highlight=False)
-            child = subprocess.Popen(streamlit_command(*address, headless), env=env)
+            command = streamlit_command(*address, headless, settings.api.max_upload_mb)
+            child = subprocess.Popen(command, env=env)
             try:
                 code = child.wait()
             finally:

@@ -55,13 +55,14 @@ def test_importing_the_ui_loads_no_torch() -> None:
 
 
 def test_the_streamlit_command_runs_the_ui_app_headless_on_the_address() -> None:
-    command = streamlit_command("127.0.0.1", 8555, headless=True)
+    command = streamlit_command("127.0.0.1", 8555, headless=True, max_upload_mb=50.0)
     assert command[:4] == [sys.executable, "-m", "streamlit", "run"]
     assert Path(command[4]) == UI / "app.py"
     options = dict(zip(command[5::2], command[6::2], strict=True))
     assert options["--server.address"] == "127.0.0.1" and options["--server.port"] == "8555"
     assert options["--server.headless"] == "true"
     assert options["--browser.gatherUsageStats"] == "false"
+    assert options["--server.maxUploadSize"] == "50"  # the API's limit, not Streamlit's 200 MB
 
 
 def test_serve_is_anonymous_only_on_loopback_without_keys() -> None:

@@ -84,7 +84,7 @@ def test_the_adapter_picker_offers_default_base_names_and_versions() -> None:
         _adapter("ops", 1, "promoted"),
         _adapter("hr", 1, "candidate"),
     ]
-    assert adapter_choices(adapters) == [None, "base", "hr", "hr@1", "ops", "ops@1", "ops@2"]
+    assert adapter_choices(adapters) == ["@default", "base", "hr", "hr@1", "ops", "ops@1", "ops@2"]
     labels = [choice_label(c, adapters, "ops") for c in adapter_choices(adapters)]
     assert labels == [
         "Collection default (ops)",

@@ -47,14 +47,14 @@ def test_a_first_collection_then_an_upload_followed_to_its_documents(newcomer: L
     assert list(table["File"]) == ["notes.md"] and list(table["Title"]) == ["Release notes"]
     assert table["Chunks"][0] >= 1
     assert "1 document in other" in [s.value for s in app.subheader]
-    assert "other (1 document)" in app.sidebar.selectbox[0].options
+    assert app.sidebar.caption[0].value.startswith("1 document · ")
 
     upload(app, ("broken.pdf", b"this is not a PDF"), ("more.txt", b"Deploys happen on Fridays."))
     assert "Ingested 1 file into **other**" in app.success[0].value
     problems = [e.value for e in app.error]
     assert any(p.startswith("**broken.pdf**: ") for p in problems), problems
     history = next(e for e in app.expander if e.label.startswith("Upload history"))
-    assert "2 uploads, 1 files failed" in history.label
+    assert "2 uploads, 1 file failed" in history.label
     assert "`broken.pdf`" in texts(history, "markdown")
 
     delete = next(s for s in app.selectbox if s.label == "Delete a document")

@@ -1,6 +1,6 @@
 """Choosing what answers: the collection's default, the base model alone, an adapter by name
-(its promoted version) or one exact version. The values are what ``/v1/ask`` and ``/v1/batch``
-take as ``adapter``: ``None``, ``"base"``, ``"NAME"`` or ``"NAME@VERSION"``."""
+(its promoted version) or one exact version. The picker gives what ``/v1/ask`` and ``/v1/batch``
+take as ``adapter``: ``None`` (the default), ``"base"``, ``"NAME"`` or ``"NAME@VERSION"``."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from ui.schemas import Adapter
 from ui.session import kept
 
 BASE = "base"
+DEFAULT = "@default"
+"""The picker's value for the collection's default (no adapter name starts with ``@``)."""
 
 
-def adapter_choices(adapters: list[Adapter]) -> list[str | None]:
+def adapter_choices(adapters: list[Adapter]) -> list[str]:
     """The default, the base model, then each adapter's name followed by its versions."""
-    choices: list[str | None] = [None, BASE]
+    choices = [DEFAULT, BASE]
     for name in sorted({adapter["name"] for adapter in adapters}):
         choices.append(name)
         versions = sorted((a for a in adapters if a["name"] == name), key=lambda a: a["version"])
@@ -23,8 +25,8 @@ def adapter_choices(adapters: list[Adapter]) -> list[str | None]:
 
 
 def choice_label(choice: str | None, adapters: list[Adapter], bound: str | None) -> str:
-    """How a choice reads in a picker; ``bound`` is the collection's default adapter."""
-    if choice is None:
+    """How a choice (or ``None``, the default) reads; ``bound`` is the collection's adapter."""
+    if choice in (None, DEFAULT):
         return f"Collection default ({bound or 'base model'})"
     if choice == BASE:
         return "Base model (no adapter)"
@@ -39,13 +41,13 @@ def pick_adapter(
     where: DeltaGenerator, adapters: list[Adapter], bound: str | None, *, name: str, help: str
 ) -> str | None:
     """A picker of :func:`adapter_choices` in ``where`` (the sidebar, a form…), its value kept
-    under ``name`` across pages; the choice."""
+    under ``name`` across pages; the choice (``None``: the collection's default)."""
     choices = adapter_choices(adapters)
-    choice: str | None = where.selectbox(
+    choice: str = where.selectbox(
         "Answer with",
         choices,
         format_func=lambda c: choice_label(c, adapters, bound),
         help=help,
         **kept(name, choices),
     )
-    return choice
+    return None if choice == DEFAULT else choice

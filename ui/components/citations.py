@@ -8,6 +8,7 @@ from pathlib import PurePath
 import streamlit as st
 
 from ui.schemas import Citation
+from ui.wording import count
 
 
 def file_name(source: str) -> str:
@@ -30,8 +31,7 @@ def show_citations(citations: list[Citation]) -> None:
     """The sources an answer rests on, each expandable to its passage."""
     if not citations:
         return
-    count = len(citations)
-    st.caption(f"{count} source{'' if count == 1 else 's'}: open one to see the passage")
+    st.caption(f"{count(len(citations), 'source')}: open one to see the passage")
     for citation in citations:
         with st.expander(citation_label(citation), icon=":material/description:"):
             st.markdown(_quote(citation["snippet"]))

@@ -18,6 +18,7 @@ from ui.client import ApiError, LoragClient, StreamDone
 from ui.components.adapter_choice import BASE, choice_label, pick_adapter
 from ui.components.answer import show_answer
 from ui.schemas import Adapter, Answer
+from ui.wording import count
 
 HISTORY = "chat_history"
 DOCUMENTS_PAGE = "pages/documents.py"
@@ -153,8 +154,8 @@ def main() -> None:
     ready = info is not None and info["documents"] > 0
     if info is not None:
         st.caption(
-            f"Answers come from the {info['documents']} documents of **{info['name']}**, "
-            "with the passages they rest on."
+            f"Answers come from the {count(info['documents'], 'document')} of "
+            f"**{info['name']}**, with the passages they rest on."
         )
     if not ready:
         _empty_state(info["name"] if info else None)

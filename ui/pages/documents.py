@@ -15,6 +15,7 @@ from ui.components.citations import file_name
 from ui.components.errors import show_error
 from ui.components.jobs import finished_job, follow, is_active, show_job_problems
 from ui.schemas import Document, Job
+from ui.wording import count
 
 SUFFIXES = ["txt", "md", "markdown", "rst", "html", "htm", "pdf", "docx"]
 INGEST_JOB = "ingest_job"
@@ -81,11 +82,11 @@ def _ingest_outcome(client: LoragClient, collection: str) -> None:
     if job["status"] == "succeeded" and result is not None:
         done = result["added"] + result["replaced"]
         text = (
-            f"Ingested {done} file{'' if done == 1 else 's'} into **{collection}** "
+            f"Ingested {count(done, 'file')} into **{collection}** "
             f"({result['chunks']} chunks, {result['seconds']:.1f} s)."
         )
         if result["unchanged"]:
-            text += f" {result['unchanged']} unchanged file(s) were skipped."
+            text += f" Skipped {count(result['unchanged'], 'unchanged file')}."
         st.success(text, icon=":material/check_circle:")
         if done:
             st.page_link(CHAT_PAGE, label="Ask about them", icon=":material/forum:")
@@ -136,7 +137,7 @@ def _ingest_history(jobs: list[Job], collection: str) -> None:
     if not ingests:
         return
     failed = sum(len(job["errors"]) for job in ingests)
-    title = f"Upload history ({len(ingests)} uploads, {failed} files failed)"
+    title = f"Upload history ({count(len(ingests), 'upload')}, {count(failed, 'file')} failed)"
     with st.expander(title, icon=":material/history:"):
         for job in ingests:
             when = datetime.fromtimestamp(job["created_at"]).strftime("%Y-%m-%d %H:%M")
@@ -175,7 +176,7 @@ def main() -> None:
     _ingest_outcome(client, collection)
 
     documents = client.documents(collection)
-    st.subheader(f"{len(documents)} document{'' if len(documents) == 1 else 's'} in {collection}")
+    st.subheader(f"{count(len(documents), 'document')} in {collection}")
     if documents:
         _document_table(documents)
         _delete_document(client, collection, documents)

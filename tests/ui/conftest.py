@@ -37,6 +37,7 @@ EVALUATED = {
         "base": {"eval_loss": 2.1, "eval_perplexity": 8.2, "general_perplexity": 30.0},
         "adapter": {"eval_loss": 1.1, "eval_perplexity": 3.0, "general_perplexity": 31.5},
         "forgetting_ratio": 1.05,
+        "answer_f1": {"questions": 5, "collection": "kb", "base": 0.31, "adapter": 0.52},
     },
 }
 
@@ -93,7 +94,7 @@ def open_page(page: str | None = None, timeout_s: float = 60.0) -> AppTest:
     app = AppTest.from_file(str(APP), default_timeout=timeout_s)
     app.run()
     if page is not None:
-        app.switch_page(f"pages/{page}.py").run()
+        app.switch_page(f"views/{page}.py").run()
     return app
 
 

@@ -8,7 +8,7 @@ import json
 
 from streamlit.testing.v1 import AppTest
 
-from tests.ui.conftest import LiveApi, open_page
+from tests.ui.conftest import LiveApi, open_page, texts
 
 DATASET = "".join(
     json.dumps({"instruction": f"Who maintains service {n}?", "output": f"Team {n} does."}) + "\n"
@@ -33,10 +33,12 @@ def test_versions_are_listed_with_their_evaluation_as_charts(api: LiveApi) -> No
     assert table.loc["ops@2", "Base perplexity"] == 8.2
     assert table.loc["ops@2", "Adapter perplexity"] == 3.0
     assert table.loc["ops@2", "Forgetting ratio"] == 1.05
+    assert table.loc["ops@2", "Adapter answer F1"] == 0.52
     assert table.loc["ops@2", "Method"] == "lora" and table.loc["ops@1", "Held-out loss"] == 1.25
 
     app.selectbox[0].set_value("ops@2").run()
-    assert len(charts(app)) == 2  # base vs adapter, and the training loss
+    assert len(charts(app)) == 3  # perplexities and answer F1 (base vs adapter), the loss
+    assert "Answers to 5 held-out questions: token F1, higher is better" in texts(app, "markdown")
 
     app.selectbox[0].set_value("ops@1").run()
     assert not charts(app)

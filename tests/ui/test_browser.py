@@ -165,6 +165,10 @@ def test_upload_a_document_ask_about_it_and_see_the_source(ui_url: str) -> None:
             expect(page.get_by_text("Traceback")).to_have_count(0)
             page.wait_for_timeout(800)  # the expander's opening animation
             page.screenshot(path=ARTIFACTS / "ui-answer-with-source.png", full_page=True)
+
+            page.goto(f"{ui_url}/documents")  # a page's own address runs the whole app
+            expect(page.get_by_role("heading", name="Documents", level=1)).to_be_visible()
+            expect(page.get_by_role("link", name="Batch questions")).to_be_visible()
         except Exception:
             page.screenshot(path=ARTIFACTS / "ui-failure.png", full_page=True)
             raise

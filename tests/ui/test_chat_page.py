@@ -47,8 +47,8 @@ def test_the_conversation_is_kept_until_cleared(api: LiveApi) -> None:
     app.run()
     assert [m.name for m in app.chat_message] == ["user", "assistant"] * 2
     assert app.chat_message[2].markdown[0].value == "How many days of leave do employees get?"
-    app.switch_page("pages/documents.py").run()
-    app.switch_page("pages/chat.py").run()
+    app.switch_page("views/documents.py").run()
+    app.switch_page("views/chat.py").run()
     assert len(app.chat_message) == 4
     clear = next(b for b in app.sidebar.button if b.label == "Clear conversation")
     clear.click().run()
@@ -67,8 +67,8 @@ def test_base_and_an_adapter_answer_side_by_side(api: LiveApi) -> None:
     assert "Answered by the base model" in texts(left, "caption")
     assert "Answered by adapter ops@2 from *kb*" in texts(right, "caption")
     # The choice outlives a visit to another page.
-    app.switch_page("pages/adapters.py").run()
-    app.switch_page("pages/chat.py").run()
+    app.switch_page("views/adapters.py").run()
+    app.switch_page("views/chat.py").run()
     assert picker(app, "Answer with").value == "ops@2" and app.sidebar.toggle[0].value
 
 

@@ -15,6 +15,7 @@ from ui.client import ApiError, LoragClient
 from ui.components.errors import show_error
 from ui.components.jobs import finished_job, follow, show_job_problems, show_losses
 from ui.schemas import Adapter
+from ui.wording import count
 
 RECIPES = ["lora-cpu", "qlora"]
 FINETUNE_JOB = "finetune_job"
@@ -45,33 +46,49 @@ def _versions_table(adapters: list[Adapter]) -> None:
                 "Held-out loss": _figure(adapter["metrics"], "eval_loss"),
                 "Base perplexity": _figure(evaluation.get("base"), "eval_perplexity"),
                 "Adapter perplexity": _figure(evaluation.get("adapter"), "eval_perplexity"),
+                "Base answer F1": _figure(evaluation.get("answer_f1"), "base"),
+                "Adapter answer F1": _figure(evaluation.get("answer_f1"), "adapter"),
                 "Forgetting ratio": _figure(evaluation, "forgetting_ratio"),
             }
         )
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
+def _comparison(title: str, rows: dict[str, dict[str, float | None]]) -> None:
+    """A horizontal bar chart of base vs adapter, one group of bars per measure."""
+    st.markdown(f"**{title}**")
+    st.bar_chart(pd.DataFrame(rows).T, stack=False, horizontal=True, height=180)
+
+
 def _evaluation_charts(adapter: Adapter) -> None:
-    """Base vs adapter perplexities, and the training loss, of one version."""
+    """Base vs adapter (perplexities; answer F1 when the run scored answers), and the training
+    loss, of one version."""
     evaluation = _evaluation(adapter)
     base, tuned = evaluation.get("base"), evaluation.get("adapter")
     measures = {
-        "Held-out examples": "eval_perplexity",
-        "General text (forgetting)": "general_perplexity",
+        "Held-out": "eval_perplexity",
+        "General text": "general_perplexity",
     }
-    rows = {
+    perplexities = {
         label: {"Base model": _figure(base, key), adapter["ref"]: _figure(tuned, key)}
         for label, key in measures.items()
         if _figure(base, key) is not None and _figure(tuned, key) is not None
     }
+    f1 = evaluation.get("answer_f1") or {}
     left, right = st.columns(2)
     with left:
-        st.markdown("**Evaluation: perplexity, lower is better**")
-        if rows:
-            frame = pd.DataFrame(rows).T
-            st.bar_chart(frame, stack=False, horizontal=True, height=220)
+        if perplexities:
+            title = "Perplexity, held-out and general text (forgetting): lower is better"
+            _comparison(title, perplexities)
         else:
+            st.markdown("**Evaluation**")
             st.caption("This version has no base-vs-adapter evaluation.")
+        if _figure(f1, "base") is not None and _figure(f1, "adapter") is not None:
+            questions = count(int(f1.get("questions", 0)), "held-out question")
+            _comparison(
+                f"Answers to {questions}: token F1, higher is better",
+                {"Answer F1": {"Base model": f1["base"], adapter["ref"]: f1["adapter"]}},
+            )
     with right:
         history = adapter["metrics"].get("history") or []
         points = [{"step": p["step"], "loss": p["loss"]} for p in history if "loss" in p]

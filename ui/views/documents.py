@@ -20,7 +20,7 @@ from ui.wording import count
 SUFFIXES = ["txt", "md", "markdown", "rst", "html", "htm", "pdf", "docx"]
 INGEST_JOB = "ingest_job"
 FIRST_COLLECTION = "documents"
-CHAT_PAGE = "pages/chat.py"
+CHAT_PAGE = "views/chat.py"
 
 
 def _create_collection(client: LoragClient, first: bool) -> None:

@@ -21,7 +21,7 @@ from ui.schemas import Adapter, Answer
 from ui.wording import count
 
 HISTORY = "chat_history"
-DOCUMENTS_PAGE = "pages/documents.py"
+DOCUMENTS_PAGE = "views/documents.py"
 
 
 class Reply(TypedDict):

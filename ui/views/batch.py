@@ -14,7 +14,7 @@ from ui.schemas import Collection
 
 BATCH_JOB = "batch_job"
 DOWNLOADED = "batch_download"
-DOCUMENTS_PAGE = "pages/documents.py"
+DOCUMENTS_PAGE = "views/documents.py"
 COUNTS = (
     ("Rows", "rows"),
     ("Answered", "answered"),

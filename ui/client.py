@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import httpx
 
-from ui.schemas import Adapter, AdapterDetail, Answer, Collection, Document, Job
+from ui.schemas import Adapter, Answer, Collection, Document, Job
 
 UploadFile = tuple[str, bytes]
 """A file to upload: its name and its bytes."""
@@ -108,19 +108,15 @@ class LoragClient:
 
     # ------------------------------------------------------------------------------ asking
 
-    def ask(
-        self, question: str, collection: str, adapter: str | None = None, top_k: int | None = None
-    ) -> Answer:
-        """The whole answer to ``question`` from ``collection`` (``adapter``: a ref, ``"base"``
-        or ``None`` for the collection's bound adapter)."""
-        body = _ask_body(question, collection, adapter, top_k, stream=False)
-        return cast(Answer, self._json("POST", "/v1/ask", json=body))
-
     def ask_stream(
-        self, question: str, collection: str, adapter: str | None = None, top_k: int | None = None
+        self, question: str, collection: str, adapter: str | None = None
     ) -> Iterator[StreamToken | StreamDone]:
-        """The answer as it is written: tokens of the draft, then the finished answer."""
-        body = _ask_body(question, collection, adapter, top_k, stream=True)
+        """The answer to ``question`` from ``collection`` as it is written: tokens of the draft,
+        then the finished answer (``adapter``: a ref, ``"base"``, or ``None`` for the
+        collection's bound adapter)."""
+        body = {"question": question, "collection": collection, "stream": True}
+        if adapter is not None:
+            body["adapter"] = adapter
         try:
             with self._http.stream("POST", "/v1/ask", json=body) as response:
                 if response.is_error:
@@ -176,19 +172,11 @@ class LoragClient:
         """One job's status, progress, errors, losses and result."""
         return cast(Job, self._json("GET", f"/v1/jobs/{job_id}"))
 
-    def cancel_job(self, job_id: str) -> Job:
-        """Ask a job to stop."""
-        return cast(Job, self._json("POST", f"/v1/jobs/{job_id}/cancel"))
-
     # ------------------------------------------------------------------------------ adapters
 
     def adapters(self) -> list[Adapter]:
         """Every registered adapter version."""
         return cast(list[Adapter], self._json("GET", "/v1/adapters"))
-
-    def adapter(self, name: str) -> AdapterDetail:
-        """One adapter's versions and the version its name means now."""
-        return cast(AdapterDetail, self._json("GET", f"/v1/adapters/{name}"))
 
     def promote(self, name: str, version: int) -> Adapter:
         """Make ``version`` the one ``name`` means."""
@@ -261,7 +249,8 @@ class LoragClient:
 
 def parse_events(lines: Iterable[str]) -> Iterator[tuple[str, Any]]:
     """The ``(event, data)`` pairs of a server-sent event stream, ``data`` parsed as JSON."""
-    event, data = "message", []
+    event = "message"
+    data: list[str] = []
     for line in lines:
         if not line:
             if data:
@@ -273,17 +262,6 @@ def parse_events(lines: Iterable[str]) -> Iterator[tuple[str, Any]]:
             data.append(line[5:].removeprefix(" "))
     if data:
         yield event, json.loads("\n".join(data))
-
-
-def _ask_body(
-    question: str, collection: str, adapter: str | None, top_k: int | None, stream: bool
-) -> dict[str, Any]:
-    body: dict[str, Any] = {"question": question, "collection": collection, "stream": stream}
-    if adapter is not None:
-        body["adapter"] = adapter
-    if top_k is not None:
-        body["top_k"] = top_k
-    return body
 
 
 def _error_of(response: httpx.Response) -> ApiError:

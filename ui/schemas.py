@@ -93,9 +93,3 @@ class Adapter(TypedDict):
     base_model: str
     created_at: str
     metrics: dict[str, Any]
-
-
-class AdapterDetail(TypedDict):
-    name: str
-    versions: list[Adapter]
-    active_version: int

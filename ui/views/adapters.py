@@ -14,7 +14,7 @@ from ui import session
 from ui.client import ApiError, LoragClient
 from ui.components.errors import show_error
 from ui.components.jobs import finished_job, follow, show_job_problems, show_losses
-from ui.schemas import Adapter
+from ui.schemas import Adapter, LossPoint
 from ui.wording import count
 
 RECIPES = ["lora-cpu", "qlora"]
@@ -91,7 +91,7 @@ def _evaluation_charts(adapter: Adapter) -> None:
             )
     with right:
         history = adapter["metrics"].get("history") or []
-        points = [{"step": p["step"], "loss": p["loss"]} for p in history if "loss" in p]
+        points = [LossPoint(step=p["step"], loss=p["loss"]) for p in history if "loss" in p]
         if points:
             show_losses(points, "Training loss")
         else:

@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh machine:
-#   make run   — install, ingest the bundled user guide, start the assistant
+#   make run   — install, ingest the bundled user guide, open the assistant in the browser
 #   make test  — install, run the test suite
 # Everything lives in .venv; torch is pinned to the CPU build before anything can pull CUDA.
 
@@ -10,8 +10,10 @@ PIP     := $(PY) -m pip --disable-pip-version-check
 STAMP   := $(VENV)/.installed
 TORCH   ?= torch==2.13.0
 COLLECTION ?= guide
+CHROMIUM ?= /usr/bin/chromium
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run ingest-guide test test-fast lint bench clean
+.PHONY: install run chat ingest-guide test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +31,17 @@ ingest-guide: install
 	$(VENV)/bin/lorag ingest examples/docs --collection $(COLLECTION) --prune
 
 run: ingest-guide
+	LORAG_COLLECTION=$(COLLECTION) $(VENV)/bin/lorag ui --serve
+
+chat: ingest-guide
 	$(VENV)/bin/lorag chat --collection $(COLLECTION)
 
-test: install
+# The browser test drives Debian's Chromium (tests/ui/test_browser.py); installed once.
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+test: install $(CHROMIUM)
 	$(VENV)/bin/pytest
 
 test-fast: install

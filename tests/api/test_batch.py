@@ -54,7 +54,7 @@ def test_a_jsonl_file_with_an_adapter(served: Served) -> None:
     ("name", "content", "form", "status", "named"),
     [
         ("q.txt", b"question\nwhy?\n", {}, 415, "'q.txt': unsupported file type '.txt'"),
-        ("q.csv", b"id,text\n1,why?\n", {}, 422, "question column"),
+        ("q.csv", b"id,text\n1,why?\n", {}, 422, "'q.csv' has no question column"),
         ("q.csv", b"", {}, 422, "'q.csv' is empty"),
         ("q.csv", b"id,question\n1,\n", {}, 422, "holds no question to answer"),
         ("../q.csv", CSV, {}, 400, "unsafe file name '../q.csv'"),
@@ -69,6 +69,7 @@ def test_bad_batch_files_are_refused_and_leave_nothing(
     response = start(served, name, content, **form)
     assert response.status_code == status, response.text
     assert named in response.json()["detail"]
+    assert ".staging" not in response.json()["detail"]  # no server path
     assert served.client.get("/v1/jobs", headers=ADMIN).json() == jobs
     work = served.settings.data_dir / "api" / "work"
     assert not [p for p in work.iterdir() if p.name.startswith(".")]

@@ -22,7 +22,7 @@ from assistant.api.schemas import ERROR_RESPONSES, JobAccepted
 from assistant.api.services import ServicesDep
 from assistant.api.tasks import answer_file
 from assistant.api.uploads import save_uploads
-from assistant.batch.formats import SUFFIXES, read_questions
+from assistant.batch.formats import SUFFIXES, BatchInputError, read_questions
 from assistant.core.errors import CollectionNotFoundError
 
 router = APIRouter(tags=["batch"], responses=ERROR_RESPONSES)
@@ -57,7 +57,11 @@ async def start_batch(
         suffix = Path(uploaded).suffix.lower()
         questions = f"questions{suffix}"
         os.replace(folder / uploaded, folder / questions)
-        source = await run_in_threadpool(read_questions, folder / questions)
+        try:
+            source = await run_in_threadpool(read_questions, folder / questions)
+        except BatchInputError as error:  # name the user's file, not the staging path
+            staged = repr(str(folder / questions))
+            raise BatchInputError(str(error).replace(staged, repr(uploaded))) from None
         if not source.questions:
             problems = "; ".join(str(problem) for problem in source.problems[:5])
             raise HTTPException(422, f"{uploaded!r} holds no question to answer: {problems}")

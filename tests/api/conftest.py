@@ -7,10 +7,11 @@ own with :func:`serve`.
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,10 +104,16 @@ def loras(tiny_generator_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 @contextmanager
 def seeded_app(
-    root: Path, generator: Path, embedder: Path, loras: list[Path], **api: Any
+    root: Path,
+    generator: Path,
+    embedder: Path,
+    loras: list[Path],
+    run_metrics: Mapping[int, dict[str, Any]] | None = None,
+    **api: Any,
 ) -> Iterator[tuple[FastAPI, Settings, Runtime]]:
     """An app (not started) whose collection ``kb`` holds :data:`DOCS` and whose registry holds
-    ``ops@1`` and ``ops@2`` (``ops@1`` promoted); its settings and runtime."""
+    ``ops@1`` and ``ops@2`` (``ops@1`` promoted; ``run_metrics[version]`` as that version's
+    metrics.json); its settings and runtime."""
     settings = api_settings(root / "data", generator, embedder, **api)
     docs = root / "docs"
     docs.mkdir()
@@ -119,6 +126,8 @@ def seeded_app(
         origin = TrainingOrigin.of(settings, method="lora", dataset_fingerprint="f" * 16)
         for version, lora in enumerate(loras, start=1):
             run = make_run(root / f"run-{version}", lora)
+            if run_metrics and version in run_metrics:
+                (run / "metrics.json").write_text(json.dumps(run_metrics[version]), "utf-8")
             registry.register("ops", run, origin, version=version)
         registry.promote("ops@1")
         yield create_app(settings, runtime), settings, runtime

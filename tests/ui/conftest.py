@@ -9,7 +9,6 @@ cheap to provoke. Tests that change things work in collections of their own.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +16,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from assistant.api import create_app
-from assistant.core.registry import AdapterRegistry, TrainingOrigin
 from assistant.core.settings import Settings
 from assistant.runtime import Runtime
-from tests.api.conftest import DOCS, KEYS, api_settings, live_server
+from tests.api.conftest import KEYS, live_server, seeded_app
 from tests.core.test_models import make_lora
-from tests.core.test_registry import make_run
 
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "ui" / "app.py"
@@ -57,27 +53,19 @@ def live_api(
 ) -> Iterator[LiveApi]:
     """The API app (tiny models, seeded ``kb`` and ``ops``) on a free loopback port."""
     root = tmp_path_factory.mktemp("ui-api")
-    settings = api_settings(root / "data", tiny_generator_dir, tiny_embedder_dir, max_upload_mb=1)
-    docs = root / "docs"
-    docs.mkdir()
-    for name, text in DOCS.items():
-        (docs / name).write_text(text, encoding="utf-8")
-    runtime = Runtime(settings)
-    try:
-        assert runtime.ingestor("kb").ingest([docs]).ok
-        registry = AdapterRegistry.for_settings(settings)
-        origin = TrainingOrigin.of(settings, method="lora", dataset_fingerprint="f" * 16)
-        for version in (1, 2):
-            lora = make_lora(tiny_generator_dir, root / f"lora-{version}", version)
-            run = make_run(root / f"run-{version}", lora)
-            if version == 2:
-                (run / "metrics.json").write_text(json.dumps(EVALUATED), encoding="utf-8")
-            registry.register("ops", run, origin, version=version)
-        registry.promote("ops@1")
-        with live_server(create_app(settings, runtime)) as url:
-            yield LiveApi(url, settings, runtime)
-    finally:
-        runtime.close()
+    loras = [make_lora(tiny_generator_dir, root / f"lora-{v}", v) for v in (1, 2)]
+    with (
+        seeded_app(
+            root,
+            tiny_generator_dir,
+            tiny_embedder_dir,
+            loras,
+            run_metrics={2: EVALUATED},
+            max_upload_mb=1,
+        ) as (app, settings, runtime),
+        live_server(app) as url,
+    ):
+        yield LiveApi(url, settings, runtime)
 
 
 @pytest.fixture

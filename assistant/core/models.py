@@ -580,7 +580,10 @@ class HFGenerator:
             if self._peft is None or name not in self._peft.peft_config:
                 loaded = ", ".join(self.adapters) or "none"
                 raise AdapterError(f"no adapter named {name!r} is loaded (loaded: {loaded})")
-            self._peft.delete_adapter(name)
+            with warnings.catch_warnings():
+                # peft says which adapter it made active instead; requests name theirs anyway.
+                warnings.filterwarnings("ignore", r"Adapter .* was active which is now deleted")
+                self._peft.delete_adapter(name)
 
     def load_adapter(self, path: str, name: str) -> None:
         """Attach the PEFT adapter folder ``path`` under ``name`` (safetensors only).

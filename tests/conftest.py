@@ -45,3 +45,15 @@ def tiny_settings(tmp_path: Path, tiny_generator_dir: Path, tiny_embedder_dir: P
         embedder=EmbedderSettings(model=str(tiny_embedder_dir), batch_size=8),
         generation=GenerationSettings(max_new_tokens=16, context_tokens=512),
     )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` skip themselves, saying why, where CUDA is not available."""
+    gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_tests:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        for item in gpu_tests:
+            item.add_marker(pytest.mark.skip(reason="needs CUDA (marked gpu); none here"))

@@ -38,8 +38,8 @@ class TrainConfig(BaseModel):
     An optimiser step takes ``batch_size * grad_accumulation`` examples and normalises the loss
     by the number of answer tokens in them. Without ``packing`` they run as ``grad_accumulation``
     micro-batches of ``batch_size`` examples, padded to the longest; with ``packing`` they are
-    packed into rows of at most ``max_seq_length`` tokens that run one at a time without any
-    padding (position ids restart per example, so examples do not attend to each other).
+    packed into rows of at most ``max_seq_length`` tokens, ``batch_size`` rows per forward pass
+    (position ids restart per example, so examples do not attend to each other).
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)

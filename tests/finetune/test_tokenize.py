@@ -119,8 +119,12 @@ def test_packed_loss_equals_the_sum_of_per_example_losses(
     )
     packed_batches = make_batches(tokenized, packing=True, batch_size=1, max_len=ROW, pad_id=pad)
     padded_batches = make_batches(tokenized, packing=False, batch_size=4, max_len=ROW, pad_id=pad)
+    stacked_batches = make_batches(tokenized, packing=True, batch_size=4, max_len=ROW, pad_id=pad)
     assert len(packed_batches) < len(tokenized)
+    assert len(stacked_batches) < len(packed_batches)  # rows stacked, shorter ones filled up
     assert total(packed_batches) == pytest.approx(one_by_one, rel=1e-5)
+    assert total(stacked_batches) == pytest.approx(one_by_one, rel=1e-5)
+    assert sum(b.tokens for b in stacked_batches) == sum(len(t.input_ids) for t in tokenized)
     assert total(padded_batches) == pytest.approx(one_by_one, rel=1e-5)
     assert sum(b.tokens for b in packed_batches) == sum(len(t.input_ids) for t in tokenized)
     assert sum(b.answer_tokens for b in packed_batches) == sum(t.answer_tokens for t in tokenized)

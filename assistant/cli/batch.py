@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from assistant.batch.runner import DEFAULT_BATCH_SIZE
 from assistant.cli.common import (
     AdapterOption,
     CollectionOption,
@@ -74,7 +75,7 @@ def batch(
     resume: Annotated[
         bool, typer.Option(help="Continue an interrupted run: skip the rows OUTPUT already has.")
     ] = False,
-    batch_size: BatchSizeOption = 8,
+    batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
     show_progress: ProgressOption = True,
 ) -> None:
     """Answer every question of a file, with citations, into an answers file."""
@@ -141,7 +142,7 @@ def evaluate(
         Path | None,
         typer.Option(help="Write a bar chart (PNG) here (default: beside --output, as .png)."),
     ] = None,
-    batch_size: BatchSizeOption = 8,
+    batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
     show_progress: ProgressOption = True,
 ) -> None:
     """Score answers and retrieval against expected answers and sources, per configuration."""

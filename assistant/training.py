@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assistant.core.errors import AdapterError, ConfigError, LoragError
+from assistant.core.files import write_json
 from assistant.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -168,7 +169,6 @@ def _with_answer_f1(
     """
     from finetune.data import load_examples, split_examples
     from finetune.evaluate import token_f1
-    from finetune.report import write_json
 
     abstain = runtime.engine.template.abstain_answer
     _, held_out = split_examples(load_examples(data), config.eval_split, config.seed)

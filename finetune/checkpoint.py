@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assistant.core.errors import LoragError
+from assistant.core.files import write_json
 
 if TYPE_CHECKING:
     import torch
@@ -76,7 +77,7 @@ def save_checkpoint(
         save_file(adapter, staging / "adapter.safetensors")
         tensors, rest = _split_optimizer(optimizer.state_dict())
         save_file(tensors, staging / "optimizer.safetensors")
-        _write_json(staging / "optimizer.json", rest)
+        write_json(staging / "optimizer.json", rest)
         save_file(_torch_rng(), staging / "rng.safetensors")
         full_state = {
             **state,
@@ -85,7 +86,7 @@ def save_checkpoint(
             "numpy_rng": _numpy_rng(),
             "python_rng": random.getstate(),
         }
-        _write_json(staging / "state.json", full_state)
+        write_json(staging / "state.json", full_state)
         _fsync_tree(staging)
         target = folder / f"step-{step}"
         if target.exists():
@@ -199,10 +200,6 @@ def _restore_rng(tensors: dict[str, Any], numpy_state: list[Any], python_state: 
     np.random.set_state((name, np.array(keys, dtype=np.uint32), position, has_gauss, gauss))
     version, internal, gauss_next = python_state
     random.setstate((version, tuple(internal), gauss_next))
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=1), encoding="utf-8")
 
 
 def _fsync_tree(folder: Path) -> None:

@@ -1,4 +1,4 @@
-"""What a run leaves for people to read: JSON files written atomically, and the loss curves.
+"""What a run leaves for people to read besides its JSON files: the loss curves.
 
 ``loss.png`` is drawn with matplotlib's Agg canvas directly (no pyplot, no global backend), so it
 works on headless machines and in threads.
@@ -6,26 +6,9 @@ works on headless machines and in threads.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as indented JSON via a temporary file renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def plot_losses(

@@ -11,11 +11,11 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+from assistant.core.files import write_json
 from assistant.core.settings import Settings
 from finetune.config import TrainConfig
 from finetune.data import load_examples, split_examples
 from finetune.evaluate import evaluate_adapter
-from finetune.report import write_json
 from finetune.trainer import Progress, TrainResult, train
 
 log = logging.getLogger(__name__)

@@ -24,11 +24,8 @@ abstain; generation is greedy.
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import re
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +34,7 @@ from typing import TYPE_CHECKING, Literal, TypedDict
 from tqdm import tqdm
 
 from assistant.core.errors import ConfigError, LoragError
+from assistant.core.files import write_jsonl
 from assistant.core.prompt import DEFAULT_TEMPLATE
 from assistant.core.types import Chunk, Hit
 
@@ -182,7 +180,7 @@ def build_raft_dataset(
         _example(pair, found, abstain=n in abstaining, seed=seed)
         for n, (pair, found) in enumerate(zip(pairs, negatives, strict=True))
     ]
-    _write_jsonl(out_path, records)
+    write_jsonl(out_path, records)
     return SynthReport(
         out_path=out_path,
         chunks_used=len({pair.chunk.id for pair in pairs}),
@@ -347,20 +345,6 @@ def _example(pair: QAPair, distractors: list[Chunk], *, abstain: bool, seed: int
         "doc_ids": [chunk.doc_id for chunk in chunks],
         "origin": pair.origin,
     }
-
-
-def _write_jsonl(path: Path, records: list[RaftRecord]) -> None:
-    """Write ``records`` one per line; the file appears whole or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _words(text: str) -> list[str]:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assistant.core.errors import LoragError
+from assistant.core.files import write_json
 from assistant.core.models import PICKLE_SUFFIXES
 from assistant.core.prompt import DEFAULT_TEMPLATE
 from assistant.core.settings import Settings
@@ -46,7 +47,7 @@ from finetune.checkpoint import (
 from finetune.config import TrainConfig
 from finetune.data import Example, TokenizedExample, fingerprint, tokenize_example
 from finetune.modeling import TrainableModel, build_model, trainable_parameters
-from finetune.report import plot_losses, write_json
+from finetune.report import plot_losses
 
 if TYPE_CHECKING:
     import torch

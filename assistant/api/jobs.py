@@ -32,6 +32,7 @@ from typing import Any, get_args
 from assistant.api.metrics import Metrics
 from assistant.api.schemas import JobKind, JobStatus
 from assistant.core.errors import LoragError
+from assistant.core.files import write_json
 
 log = logging.getLogger("lorag.api.jobs")
 FINISHED: frozenset[JobStatus] = frozenset({"succeeded", "failed", "cancelled"})
@@ -263,15 +264,7 @@ class JobManager:
         return job
 
     def _save(self, job: Job) -> None:
-        path = self.root / "records" / f"{job.id}.json"
-        fd, temporary = tempfile.mkstemp(prefix=f".{job.id}-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(asdict(job), handle, ensure_ascii=False, default=str)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_json(self.root / "records" / f"{job.id}.json", asdict(job), indent=None, default=str)
 
 
 def _remove(path: Path) -> None:

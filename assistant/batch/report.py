@@ -7,11 +7,11 @@ pyplot, so it needs no display and touches no global state.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assistant.batch.evaluation import METRICS, EvalReport
+from assistant.core import files
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -47,8 +47,8 @@ def metric_table(report: EvalReport) -> Table:
 
 
 def write_json(report: EvalReport, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    """The report as JSON at ``path`` (written whole or not at all)."""
+    files.write_json(path, report.to_dict())
 
 
 def write_chart(report: EvalReport, path: Path) -> None:

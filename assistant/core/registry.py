@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from assistant.core.errors import AdapterError
+from assistant.core.files import write_json
 from assistant.core.models import HFGenerator, load_causal_lm, resolve_generator_path
 from assistant.core.prompt import TEMPLATE_FILE, PromptTemplate, load_template
 from assistant.core.settings import Settings
@@ -237,7 +238,7 @@ class AdapterRegistry:
             for file in RUN_FILES:
                 if (run_dir / file).is_file():
                     shutil.copy2(run_dir / file, staging / file)
-            _write_json(staging / MANIFEST, record.manifest())
+            write_json(staging / MANIFEST, record.manifest())
             record.adapter_dir.parent.mkdir(exist_ok=True)
             os.replace(staging, record.adapter_dir)
         except BaseException:
@@ -403,8 +404,8 @@ class AdapterRegistry:
         try:
             merged.save_pretrained(staging)
             tokenizer.save_pretrained(staging)
-            _write_json(staging / TEMPLATE_FILE, template.to_dict())
-            _write_json(staging / MERGE_RECORD, record.manifest())
+            write_json(staging / TEMPLATE_FILE, template.to_dict())
+            write_json(staging / MERGE_RECORD, record.manifest())
             os.replace(staging, out_dir)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -434,7 +435,7 @@ class AdapterRegistry:
 
     def _set_status(self, name: str, version: int, status: Status) -> AdapterRecord:
         updated = replace(self._read(name, version), status=status)
-        _write_json(updated.adapter_dir / MANIFEST, updated.manifest())
+        write_json(updated.adapter_dir / MANIFEST, updated.manifest())
         return updated
 
     def _history(self, name: str) -> builtins.list[int]:
@@ -442,11 +443,11 @@ class AdapterRegistry:
         return list(json.loads(path.read_text())["history"]) if path.is_file() else []
 
     def _write_history(self, name: str, history: builtins.list[int]) -> None:
-        _write_json(self.root / name / PROMOTIONS, {"history": history})
+        write_json(self.root / name / PROMOTIONS, {"history": history})
 
     def _write_bindings(self, bindings: dict[str, str]) -> None:
         if bindings or (self.root / BINDINGS).exists():
-            _write_json(self.root / BINDINGS, dict(sorted(bindings.items())))
+            write_json(self.root / BINDINGS, dict(sorted(bindings.items())))
 
 
 def check_base(record: AdapterRecord, settings: Settings) -> None:
@@ -491,7 +492,7 @@ def base_model_hash(settings: Settings) -> str:
                 digest.update(block)
     entries[str(folder)] = {"files": signature, "sha256": digest.hexdigest()}
     cache.parent.mkdir(parents=True, exist_ok=True)
-    _write_json(cache, entries)
+    write_json(cache, entries)
     return digest.hexdigest()
 
 
@@ -539,16 +540,3 @@ def _read_run_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise AdapterError(f"{str(path)!r} is not a JSON object")
     return data
-
-
-def _write_json(path: Path, data: object) -> None:
-    """Write ``data`` to ``path`` atomically (a temporary sibling renamed into place)."""
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

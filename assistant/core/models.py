@@ -593,7 +593,7 @@ class HFGenerator:
         another model, or a name already loaded.
         """
         folder = Path(path).expanduser()
-        config = self._check_adapter_folder(folder)
+        config = check_adapter_folder(folder)
         recorded = config.get("base_model_name_or_path")
         if recorded and _model_key(str(recorded)) not in self._base_keys:
             raise AdapterError(
@@ -619,28 +619,30 @@ class HFGenerator:
                 raise AdapterError(f"adapter {str(folder)!r} could not be loaded: {exc}") from exc
             self._peft.eval()
 
-    @staticmethod
-    def _check_adapter_folder(folder: Path) -> dict[str, Any]:
-        if not folder.is_dir():
-            raise AdapterError(f"adapter folder {str(folder)!r} does not exist")
-        pickles = sorted(p.name for p in folder.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES)
-        if pickles:
-            raise AdapterError(
-                f"adapter folder {str(folder)!r} holds pickle files ({', '.join(pickles)}), which "
-                "can run code when loaded; only safetensors adapters are accepted"
-            )
-        config_file = folder / "adapter_config.json"
-        if not config_file.is_file():
-            raise AdapterError(f"{str(folder)!r} is not a PEFT adapter: no adapter_config.json")
-        if not (folder / "adapter_model.safetensors").is_file():
-            raise AdapterError(f"{str(folder)!r} has no adapter_model.safetensors")
-        try:
-            config = json.loads(config_file.read_text())
-        except (OSError, ValueError) as exc:
-            raise AdapterError(f"{str(config_file)!r} is not readable JSON: {exc}") from exc
-        if not isinstance(config, dict):
-            raise AdapterError(f"{str(config_file)!r} is not a JSON object")
-        return config
+
+def check_adapter_folder(folder: Path) -> dict[str, Any]:
+    """The ``adapter_config.json`` of the PEFT adapter folder ``folder``, checked to be loadable
+    safely: refused with :class:`AdapterError` if missing, incomplete or holding pickle files."""
+    if not folder.is_dir():
+        raise AdapterError(f"adapter folder {str(folder)!r} does not exist")
+    pickles = sorted(p.name for p in folder.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES)
+    if pickles:
+        raise AdapterError(
+            f"adapter folder {str(folder)!r} holds pickle files ({', '.join(pickles)}), which "
+            "can run code when loaded; only safetensors adapters are accepted"
+        )
+    config_file = folder / "adapter_config.json"
+    if not config_file.is_file():
+        raise AdapterError(f"{str(folder)!r} is not a PEFT adapter: no adapter_config.json")
+    if not (folder / "adapter_model.safetensors").is_file():
+        raise AdapterError(f"{str(folder)!r} has no adapter_model.safetensors")
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise AdapterError(f"{str(config_file)!r} is not readable JSON: {exc}") from exc
+    if not isinstance(config, dict):
+        raise AdapterError(f"{str(config_file)!r} is not a JSON object")
+    return config
 
 
 def _cache_keyword(model: Any) -> str:

@@ -42,7 +42,12 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from assistant.core.errors import AdapterError
 from assistant.core.files import write_json
-from assistant.core.models import HFGenerator, load_causal_lm, resolve_generator_path
+from assistant.core.models import (
+    HFGenerator,
+    check_adapter_folder,
+    load_causal_lm,
+    resolve_generator_path,
+)
 from assistant.core.prompt import TEMPLATE_FILE, PromptTemplate, load_template
 from assistant.core.settings import Settings
 from assistant.core.store.schema import check_name as check_collection_name
@@ -207,7 +212,7 @@ class AdapterRegistry:
             methods = ", ".join(get_args(Method))
             raise AdapterError(f"unknown training method {origin.method!r} (one of: {methods})")
         adapter_src = run_dir / "adapter"
-        HFGenerator._check_adapter_folder(adapter_src)
+        check_adapter_folder(adapter_src)
         metrics = _read_run_json(run_dir / METRICS_FILE)
         template = _read_run_json(run_dir / TEMPLATE_FILE)
         if template:

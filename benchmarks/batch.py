@@ -22,35 +22,20 @@ import argparse
 import json
 import os
 import platform
-import random
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
+from quoref_sample import sample, stage
+
 from assistant.batch.output import read_answers
 from assistant.batch.runner import run_batch
-from assistant.core.settings import Settings
 from assistant.core.types import Answer
 from assistant.runtime import Runtime
 
 REPO = Path(__file__).resolve().parents[1]
-QUOREF = REPO.parent / "shared" / "data" / "quoref-dev"
 RESULTS = REPO / "benchmarks" / "results" / "batch.json"
 COLLECTION = "quoref"
-
-
-def sample(count: int, others: int, seed: int) -> tuple[list[dict[str, object]], list[Path]]:
-    """``count`` questions with distinct text, and their gold documents plus ``others`` more."""
-    rng = random.Random(seed)
-    with (QUOREF / "questions.jsonl").open(encoding="utf-8") as lines:
-        rows = [json.loads(line) for line in lines]
-    rng.shuffle(rows)
-    picked = list({row["question"]: row for row in rows}.values())[:count]
-    gold = sorted({row["source"] for row in picked})
-    rest = sorted(p.name for p in (QUOREF / "docs").glob("*.txt") if p.name not in gold)
-    docs = gold + rng.sample(rest, min(others, len(rest)))
-    return picked, [QUOREF / "docs" / name for name in docs]
 
 
 def main() -> None:
@@ -63,18 +48,9 @@ def main() -> None:
 
     picked, docs = sample(args.questions, args.others, args.seed)
     with tempfile.TemporaryDirectory(prefix="lorag-bench-") as work:
-        data_dir = Path(work) / "data"
-        data_dir.mkdir()
-        cached = Settings(_env_file=None).cache_dir  # reuse the converted model, if any
-        if cached.is_dir():
-            (data_dir / "cache").symlink_to(cached)
-        settings = Settings(_env_file=None, data_dir=data_dir)
+        settings, folder = stage(Path(work), docs)
         rt = Runtime(settings)
         try:
-            folder = Path(work) / "docs"
-            folder.mkdir()
-            for doc in docs:
-                shutil.copy(doc, folder / doc.name)
             started = time.perf_counter()
             assert rt.ingestor(COLLECTION).ingest([folder]).ok
             ingest_s = time.perf_counter() - started

@@ -25,8 +25,6 @@ import argparse
 import json
 import os
 import platform
-import random
-import shutil
 import signal
 import socket
 import subprocess
@@ -40,13 +38,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from quoref_sample import sample, stage
 
 from assistant.core.settings import Settings
 from assistant.engine import Done
 from assistant.runtime import Runtime
 
 REPO = Path(__file__).resolve().parents[1]
-QUOREF = REPO.parent / "shared" / "data" / "quoref-dev"
 RESULTS = REPO / "benchmarks" / "results" / "load.json"
 COLLECTION = "quoref"
 KEY = "load-benchmark-key-0123456789"
@@ -63,19 +61,6 @@ class Request:
     first_token_s: float | None = None
     queue_s: float | None = None
     answer_s: float | None = None
-
-
-def sample(count: int, others: int, seed: int) -> tuple[list[str], list[Path]]:
-    """``count`` distinct questions, and their gold documents plus ``others`` more."""
-    rng = random.Random(seed)
-    with (QUOREF / "questions.jsonl").open(encoding="utf-8") as lines:
-        rows = [json.loads(line) for line in lines]
-    rng.shuffle(rows)
-    picked = list({row["question"]: row for row in rows}.values())[:count]
-    gold = sorted({row["source"] for row in picked})
-    rest = sorted(p.name for p in (QUOREF / "docs").glob("*.txt") if p.name not in gold)
-    docs = gold + rng.sample(rest, min(others, len(rest)))
-    return [row["question"] for row in picked], [QUOREF / "docs" / name for name in docs]
 
 
 def ask(client: httpx.Client, url: str, question: str) -> Request:
@@ -246,25 +231,17 @@ def main() -> None:
     if not 5 <= args.seconds <= 300:
         parser.error("--seconds must be between 5 and 300")
 
-    questions, docs = sample(args.questions, args.others, args.seed)
+    rows, docs = sample(args.questions, args.others, args.seed)
+    questions = [str(row["question"]) for row in rows]
     with tempfile.TemporaryDirectory(prefix="lorag-load-") as work:
-        data_dir = Path(work) / "data"
-        data_dir.mkdir()
-        cached = Settings(_env_file=None).cache_dir  # reuse the converted model, if any
-        if cached.is_dir():
-            (data_dir / "cache").symlink_to(cached)
-        settings = Settings(_env_file=None, data_dir=data_dir)
-        folder = Path(work) / "docs"
-        folder.mkdir()
-        for doc in docs:
-            shutil.copy(doc, folder / doc.name)
+        settings, folder = stage(Path(work), docs)
         runtime = Runtime(settings)
         try:
             assert runtime.ingestor(COLLECTION).ingest([folder]).ok
         finally:
             runtime.close()
 
-        server, url = start_server(data_dir, Path(work) / "server.log")
+        server, url = start_server(settings.data_dir, Path(work) / "server.log")
         try:
             headers = {"Authorization": f"Bearer {KEY}"}
             with httpx.Client(headers=headers, timeout=300) as client:

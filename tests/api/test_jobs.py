@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +66,8 @@ def test_failed_jobs_say_why_and_leave_no_files(tmp_path: Path) -> None:
     manager.shutdown()
 
 
-def test_running_and_queued_jobs_are_cancelled(tmp_path: Path) -> None:
-    manager = JobManager(tmp_path, Metrics())
-    started = threading.Event()
+def endless_job(started: threading.Event) -> Callable[[JobContext], dict[str, Any]]:
+    """A job that sets ``started`` and then runs until it is cancelled."""
 
     def endless(context: JobContext) -> dict[str, Any]:
         started.set()
@@ -75,6 +75,13 @@ def test_running_and_queued_jobs_are_cancelled(tmp_path: Path) -> None:
             context.check_cancelled()
             time.sleep(0.01)
 
+    return endless
+
+
+def test_running_and_queued_jobs_are_cancelled(tmp_path: Path) -> None:
+    manager = JobManager(tmp_path, Metrics())
+    started = threading.Event()
+    endless = endless_job(started)
     running = manager.submit("ingest", "kb", "admin", endless)
     queued = manager.submit("ingest", "kb", "admin", endless)
     assert started.wait(10)
@@ -109,13 +116,7 @@ def test_records_outlive_a_restart_and_unfinished_jobs_are_failed(tmp_path: Path
 def test_shutdown_stops_what_is_running_and_cancels_what_waits(tmp_path: Path) -> None:
     manager = JobManager(tmp_path, Metrics())
     started = threading.Event()
-
-    def endless(context: JobContext) -> dict[str, Any]:
-        started.set()
-        while True:
-            context.check_cancelled()
-            time.sleep(0.01)
-
+    endless = endless_job(started)
     running = manager.submit("finetune", None, "admin", endless)
     queued = manager.submit("finetune", None, "admin", endless)
     assert started.wait(10)

@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
-from quoref_sample import sample, stage
+from harness import machine, sample, stage
 
 from assistant.batch.output import read_answers
 from assistant.batch.runner import run_batch
@@ -92,18 +90,11 @@ def main() -> None:
         finally:
             rt.close()
 
-    import torch
-
     loop_qpm = 60 * len(questions) / loop_s
     batch_qpm = 60 * len(questions) / batch_s
     same = sum(a.text == r["answer"] for a, r in zip(single, batched, strict=True))
     report = {
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "cores_available": len(os.sched_getaffinity(0)),
-            "torch_threads": torch.get_num_threads(),
-            "load_average_1m": os.getloadavg()[0],
-        },
+        "machine": machine(),
         "questions": len(questions),
         "documents": len(docs),
         "batch_size": args.batch_size,

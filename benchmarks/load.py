@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import socket
 import subprocess
@@ -38,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from quoref_sample import sample, stage
+from harness import machine, sample, stage
 
 from assistant.core.settings import Settings
 from assistant.engine import Done
@@ -260,19 +259,12 @@ def main() -> None:
         looped = plain_loop(settings, answered or questions, args.seconds)
         loop_s = time.perf_counter() - began
 
-    import torch
-
     server_stats, loop_stats = summary(served, load_s), summary(looped, loop_s)
     server_errors = sum(
         1 for r in served if isinstance(r.status, int) and r.status >= 500 and r.status != 503
     )
     report = {
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "cores_available": len(os.sched_getaffinity(0)),
-            "torch_threads": torch.get_num_threads(),
-            "load_average_1m": os.getloadavg()[0],
-        },
+        "machine": machine(),
         "clients": args.clients,
         "seconds": args.seconds,
         "questions": len(questions),

@@ -1,9 +1,12 @@
-"""The quoref-dev sample the batch and load benchmarks share: questions with distinct text, their
-gold documents plus others, staged in a temporary data dir that reuses the converted model."""
+"""What the batch and load benchmarks share: a quoref-dev sample (questions with distinct text,
+their gold documents plus others), staged in a temporary data dir that reuses the converted
+model, and a description of the machine for the results file."""
 
 from __future__ import annotations
 
 import json
+import os
+import platform
 import random
 import shutil
 from pathlib import Path
@@ -40,3 +43,15 @@ def stage(work: Path, docs: list[Path]) -> tuple[Settings, Path]:
     for doc in docs:
         shutil.copy(doc, folder / doc.name)
     return Settings(_env_file=None, data_dir=data_dir), folder
+
+
+def machine() -> dict[str, object]:
+    """The CPU, the cores this process may use, torch's threads and the load when measured."""
+    import torch
+
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cores_available": len(os.sched_getaffinity(0)),
+        "torch_threads": torch.get_num_threads(),
+        "load_average_1m": os.getloadavg()[0],
+    }

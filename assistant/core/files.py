@@ -1,4 +1,5 @@
-"""Files written whole or not at all: the text goes to a temporary sibling, renamed into place.
+"""JSON files: read back as checked objects, and written whole or not at all (the text goes to a
+temporary sibling, renamed into place).
 
 A crash, a full disk or a kill leaves the old file (or none), never half of the new one. Every
 JSON or JSONL file lorag writes for people or for itself to read back goes through here.
@@ -12,6 +13,18 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+
+def read_json_object(path: Path, error: type[Exception] = ValueError) -> dict[str, Any]:
+    """The JSON object in ``path``; ``error``, naming the file, if it is unreadable or holds
+    something other than an object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise error(f"{str(path)!r} is not readable JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise error(f"{str(path)!r} is not a JSON object")
+    return data
 
 
 def write_text_atomic(path: Path, text: str) -> None:

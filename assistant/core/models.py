@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from assistant.core.errors import AdapterError, ModelNotFoundError
+from assistant.core.files import read_json_object
 from assistant.core.settings import DEFAULT_EMBEDDER, DEFAULT_GENERATOR, DType, Settings
 
 if TYPE_CHECKING:
@@ -636,13 +637,7 @@ def check_adapter_folder(folder: Path) -> dict[str, Any]:
         raise AdapterError(f"{str(folder)!r} is not a PEFT adapter: no adapter_config.json")
     if not (folder / "adapter_model.safetensors").is_file():
         raise AdapterError(f"{str(folder)!r} has no adapter_model.safetensors")
-    try:
-        config = json.loads(config_file.read_text())
-    except (OSError, ValueError) as exc:
-        raise AdapterError(f"{str(config_file)!r} is not readable JSON: {exc}") from exc
-    if not isinstance(config, dict):
-        raise AdapterError(f"{str(config_file)!r} is not a JSON object")
-    return config
+    return read_json_object(config_file, AdapterError)
 
 
 def _cache_keyword(model: Any) -> str:

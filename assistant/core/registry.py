@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from assistant.core.errors import AdapterError
-from assistant.core.files import write_json
+from assistant.core.files import read_json_object, write_json
 from assistant.core.models import (
     HFGenerator,
     check_adapter_folder,
@@ -536,12 +536,4 @@ def _points_into(bound: str, name: str, version: int | None) -> bool:
 
 def _read_run_json(path: Path) -> dict[str, Any]:
     """A JSON object a training run wrote (``{}`` where the file is absent)."""
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise AdapterError(f"{str(path)!r} is not readable JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise AdapterError(f"{str(path)!r} is not a JSON object")
-    return data
+    return read_json_object(path, AdapterError) if path.is_file() else {}

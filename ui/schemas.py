@@ -38,6 +38,7 @@ class Answer(TypedDict):
     abstained: bool
     abstain_reason: str | None
     citations: list[Citation]
+    sources: list[Citation]
     collection: str
     adapter: str | None
     adapter_version: int | None

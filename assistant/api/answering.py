@@ -276,6 +276,7 @@ def ask_response(answered: Answered) -> dict[str, Any]:
         "abstained": answer.abstained,
         "abstain_reason": answer.abstain_reason,
         "citations": [citation_out(c) for c in answer.citations],
+        "sources": [citation_out(c) for c in answer.sources],
         "collection": question.collection,
         "adapter": question.adapter.name if question.adapter else None,
         "adapter_version": question.adapter.version if question.adapter else None,

@@ -76,6 +76,10 @@ class AskResponse(BaseModel):
     abstained: bool
     abstain_reason: str | None
     citations: list[CitationOut]
+    sources: list[CitationOut] = Field(
+        description="The passages the model was given, best first: shown when it abstains, so "
+        "an answer never leaves the reader empty-handed."
+    )
     collection: str
     adapter: str | None = Field(description="The adapter's name; null = the base model.")
     adapter_version: int | None
@@ -137,6 +141,9 @@ class ChatCompletion(BaseModel):
     usage: Usage
     citations: list[CitationOut] = Field(description="lorag: the sources the answer rests on.")
     abstained: bool = Field(description="lorag: the documents did not hold the answer.")
+    sources: list[CitationOut] = Field(
+        description="lorag: the passages the model was given, best first (also on abstention)."
+    )
     collection: str = Field(description="lorag: the collection answered from.")
 
 

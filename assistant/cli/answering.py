@@ -19,16 +19,21 @@ WITHDRAWN = {
 
 
 def print_answer(answer: Answer) -> None:
-    """After a streamed answer: a withdrawn draft's reason, or the citations."""
+    """After a streamed answer: a withdrawn draft's reason, or the citations; after an
+    abstention, the closest passages found, so the reader can look for themselves."""
     if answer.abstain_reason in WITHDRAWN:
         out.print(f"[yellow]{WITHDRAWN[answer.abstain_reason]}:[/yellow] {answer.text}")
-    for citation in answer.citations:
+    if answer.abstained and answer.sources:
+        out.print("[dim]The closest passages found:[/dim]")
+    for citation in answer.sources if answer.abstained else answer.citations:
         place = citation.title
         if citation.page is not None:
             place += f", page {citation.page}"
         if citation.heading:
             place += f", {citation.heading}"
         out.print(f"  [{citation.n}] {place} — {citation.source}", highlight=False)
+        if answer.abstained:
+            out.print(f"      {citation.snippet}", highlight=False, markup=False)
 
 
 def ask(

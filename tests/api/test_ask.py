@@ -33,6 +33,12 @@ def test_an_answer_comes_with_its_sources_adapter_and_timings(served: Served) ->
     assert timings["total_ms"] >= timings["retrieve_ms"] >= 0 and timings["queue_ms"] >= 0
     for citation in body["citations"]:
         assert citation["source"].endswith(("travel.md", "leave.txt")) and citation["chunk_id"]
+    # The passages given to the model come back whatever the answer, abstention included.
+    assert body["sources"] and [s["n"] for s in body["sources"]] == list(
+        range(1, len(body["sources"]) + 1)
+    )
+    cited = {(c["n"], c["chunk_id"]) for c in body["citations"]}
+    assert cited <= {(s["n"], s["chunk_id"]) for s in body["sources"]}
     assert response.headers["x-request-id"]
 
 

@@ -83,3 +83,36 @@ def test_deleting_an_unknown_document_fails(cli: CliRunner, docs: Path) -> None:
     cli.invoke(app, ["ingest", str(docs), "-c", "kb", "--no-progress"])
     result = cli.invoke(app, ["documents", "delete", "nothing.pdf", "-c", "kb"])
     assert result.exit_code == 1 and "nothing.pdf" in result.output
+
+
+def test_an_abstention_in_the_terminal_still_lists_the_closest_passages(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from assistant.cli.answering import print_answer
+    from assistant.core.types import Answer, Citation
+
+    passage = Citation(
+        n=1,
+        source="/docs/travel.md",
+        title="travel",
+        page=None,
+        heading="Hotels",
+        snippet="The hotel limit is 120 euros per night.",
+        score=0.5,
+        similarity=0.6,
+        chunk_id="c1",
+    )
+    print_answer(
+        Answer(
+            question="What is the limit?",
+            text="I don't know.",
+            citations=[],
+            abstained=True,
+            abstain_reason="unsupported",
+            sources=[passage],
+        )
+    )
+    printed = capsys.readouterr().out
+    assert "closest passages" in printed
+    assert "[1] travel, Hotels — /docs/travel.md" in printed
+    assert "The hotel limit is 120 euros per night." in printed

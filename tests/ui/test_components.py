@@ -51,6 +51,7 @@ def _answer_with_a_citation(citation: dict[str, object]) -> None:
             "abstained": False,
             "abstain_reason": None,
             "citations": [citation],
+            "sources": [citation],
             "collection": "kb",
             "adapter": "legal",
             "adapter_version": 3,
@@ -76,6 +77,41 @@ def test_an_answer_shows_its_sources_as_expandable_passages() -> None:
     details = source.caption[0].value
     assert "`/srv/lorag/uploads/kb/handbook.pdf`" in details and "*Staff handbook*" in details
     assert "Answered by adapter legal@3 from *kb* in 1.5 s" in [c.value for c in app.caption]
+
+
+def _abstention_with_a_close_passage(passage: dict[str, object]) -> None:
+    from ui.components.answer import show_answer
+
+    show_answer(
+        {
+            "answer": "I don't know: the documents do not contain the answer to this question.",
+            "abstained": True,
+            "abstain_reason": "unsupported",
+            "citations": [],
+            "sources": [passage],
+            "collection": "kb",
+            "adapter": None,
+            "adapter_version": None,
+            "timings": {
+                "queue_ms": 0,
+                "retrieve_ms": 5,
+                "first_token_ms": 9,
+                "generate_ms": 400,
+                "total_ms": 1500,
+            },
+        }
+    )
+
+
+def test_an_abstention_still_shows_the_closest_passages() -> None:
+    app = AppTest.from_function(_abstention_with_a_close_passage, kwargs={"passage": CITATION})
+    app.run()
+    assert "No answer from the documents" in app.warning[0].value
+    captions = [caption.value for caption in app.caption]
+    assert "Nearest to the question: 1 passage; open one to read it" in captions
+    [passage] = app.expander
+    assert passage.label == "[2] handbook.pdf — page 12 · Travel > Hotels"
+    assert "The hotel limit is 120 euros per night." in passage.markdown[0].value
 
 
 def test_the_adapter_picker_offers_default_base_names_and_versions() -> None:

@@ -31,9 +31,10 @@ def show_answer(answer: Answer) -> None:
             f"**No answer from the documents.** {answer['answer']}\n\n{reason}".strip(),
             icon=":material/help:",
         )
+        show_citations(answer["sources"], closest=True)
     else:
         st.markdown(answer["answer"])
-    show_citations(answer["citations"])
+        show_citations(answer["citations"])
     seconds = answer["timings"]["total_ms"] / 1000
     who = "the base model" if answer["adapter"] is None else f"adapter {model_label(answer)}"
     st.caption(f"Answered by {who} from *{answer['collection']}* in {seconds:.1f} s")

@@ -27,11 +27,16 @@ def citation_label(citation: Citation) -> str:
     return f"{label} — {' · '.join(where)}" if where else label
 
 
-def show_citations(citations: list[Citation]) -> None:
-    """The sources an answer rests on, each expandable to its passage."""
+def show_citations(citations: list[Citation], closest: bool = False) -> None:
+    """The sources an answer rests on (or, ``closest``, the passages found nearest to a question
+    the documents did not answer), each expandable to its passage."""
     if not citations:
         return
-    st.caption(f"{count(len(citations), 'source')}: open one to see the passage")
+    if closest:
+        nearest = count(len(citations), "passage")
+        st.caption(f"Nearest to the question: {nearest}; open one to read it")
+    else:
+        st.caption(f"{count(len(citations), 'source')}: open one to see the passage")
     for citation in citations:
         with st.expander(citation_label(citation), icon=":material/description:"):
             st.markdown(_quote(citation["snippet"]))

@@ -187,5 +187,6 @@ class _Reply:
         return {
             "citations": [citation_out(c) for c in answered.answer.citations],
             "abstained": answered.answer.abstained,
+            "sources": [citation_out(c) for c in answered.answer.sources],
             "collection": self.question.collection,
         }

@@ -17,8 +17,8 @@ from assistant.core.registry import AdapterRegistry, check_base
 from assistant.core.settings import Settings
 
 if TYPE_CHECKING:
-    from assistant.core.models import HFGenerator, SentenceTransformerEmbedder
-    from assistant.core.protocols import VectorStore
+    from assistant.core.models import SentenceTransformerEmbedder
+    from assistant.core.protocols import Generator, VectorStore
     from assistant.core.sparse import Bm25Encoder
     from assistant.engine import QueryEngine
     from ingestion.pipeline import Ingestor
@@ -52,10 +52,10 @@ class Runtime:
         return Bm25Encoder()
 
     @cached_property
-    def generator(self) -> HFGenerator:
-        from assistant.core.models import load_generator
+    def generator(self) -> Generator:
+        from assistant.core.models import load_serving_generator
 
-        return load_generator(self.settings)
+        return load_serving_generator(self.settings)
 
     @cached_property
     def engine(self) -> QueryEngine:

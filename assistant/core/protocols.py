@@ -85,10 +85,21 @@ class VectorStore(Protocol):
 
 
 class Generator(Protocol):
-    """A chat model that streams text; optionally with a PEFT adapter active."""
+    """A chat model that streams text, with PEFT-trained adapters attached to one loaded base.
+
+    Every back end (transformers today; a llama.cpp runtime or a remote OpenAI-compatible server
+    later) gives the engine, batch answering and the adapter runtime exactly this. ``adapter``
+    is the name of a loaded adapter, or ``None`` for the base model alone: never "whatever is
+    bound" (binding is resolved before a generator is called).
+    """
 
     model_id: str
     context_window: int
+
+    @property
+    def adapters(self) -> list[str]:
+        """Names of the adapters loaded on this base."""
+        ...
 
     def count_tokens(self, text: str) -> int: ...
 
@@ -102,6 +113,18 @@ class Generator(Protocol):
         max_new_tokens: int,
         temperature: float = 0.0,
         adapter: str | None = None,
-    ) -> Iterator[str]: ...
+    ) -> Iterator[str]:
+        """Text pieces as generated; an unknown ``adapter`` raises before anything is."""
+        ...
 
-    def load_adapter(self, path: str, name: str) -> None: ...
+    def generate_batch(
+        self, batch: list[list[dict[str, str]]], max_new_tokens: int, adapter: str | None = None
+    ) -> list[str]:
+        """Greedy answers to several chats, in order; the same texts ``stream`` would give."""
+        ...
+
+    def load_adapter(self, path: str, name: str) -> None:
+        """Attach the adapter folder ``path`` under ``name`` without reloading the base."""
+        ...
+
+    def unload_adapter(self, name: str) -> None: ...

@@ -47,10 +47,23 @@ class EmbedderSettings(BaseModel):
     device: str = "cpu"
 
 
+GeneratorBackend = Literal["transformers", "llamacpp"]
+
+
 class GeneratorSettings(BaseModel):
     model: str = Field(DEFAULT_GENERATOR, description="Hugging Face id or local folder.")
     dtype: DType = "auto"
     device: str = "cpu"
+    backend: GeneratorBackend = Field(
+        "transformers",
+        description="Serving runtime: 'transformers' (torch; the training-parity reference) or "
+        "'llamacpp' (a prebuilt llama.cpp on the model's GGUF; adapters exported to GGUF LoRA).",
+    )
+    gguf: Path | None = Field(
+        None,
+        description="The GGUF file the llamacpp back end loads; unset = the packaged GGUF of "
+        "generator.model.",
+    )
 
 
 class ChunkingSettings(BaseModel):

@@ -7,7 +7,9 @@ and chat template they use cannot drift apart. One module per job:
 - :mod:`.gguf` — assembling chunked GGUFs, checking their hash, converting them once;
 - :mod:`.devices` — threads and dtypes;
 - :mod:`.embedder` — the sentence-transformers embedder;
+- :mod:`.generators` — the one place the serving back end is picked (``generator.backend``);
 - :mod:`.hf_generator` — the transformers generator back end with PEFT adapters;
+- :mod:`.llamacpp_generator` — the llama.cpp back end (the base model; adapters not yet);
 - :mod:`.adapter_folder` — what an adapter folder must hold to be loaded.
 
 Nothing heavy is imported at module import time: torch, transformers, peft and
@@ -21,6 +23,7 @@ from assistant.core.models.devices import (
     resolve_dtype,
 )
 from assistant.core.models.embedder import SentenceTransformerEmbedder, load_embedder
+from assistant.core.models.generators import BACKENDS, load_serving_generator
 from assistant.core.models.gguf import CONVERSION_MARKER, convert_gguf, ensure_converted
 from assistant.core.models.hf_generator import (
     HFGenerator,
@@ -38,6 +41,7 @@ from assistant.core.models.sources import (
 )
 
 __all__ = [
+    "BACKENDS",
     "BNB_HUB_KERNEL_LOGGER",
     "CONVERSION_MARKER",
     "PACKAGED_GENERATORS",
@@ -53,6 +57,7 @@ __all__ = [
     "load_causal_lm",
     "load_embedder",
     "load_generator",
+    "load_serving_generator",
     "packaged_gguf",
     "plain_prompt",
     "resolve_dtype",

@@ -99,14 +99,20 @@ def convert_gguf(gguf: Path, out: Path) -> None:
     """Load ``gguf`` de-quantised to float32 and save it as a plain safetensors model folder."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
 
     folder, name = str(gguf.parent), gguf.name
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    packed = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    config = packed.config
-    del config.quantization_config  # a GGUF-loaded model refuses save_pretrained; a plain one not
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.load_state_dict(packed.state_dict(), strict=True)
-    model.generation_config = packed.generation_config
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    # One line of progress (the warning above), not a wall of bars.
+    transformers_logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        packed = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+        config = packed.config
+        del config.quantization_config  # a GGUF-loaded model refuses save_pretrained
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        model.load_state_dict(packed.state_dict(), strict=True)
+        model.generation_config = packed.generation_config
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+    finally:
+        transformers_logging.enable_progress_bar()

@@ -66,6 +66,19 @@ def plain_prompt(messages: list[dict[str, str]]) -> str:
     return turns + "Assistant:"
 
 
+def render_chat(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]]) -> str:
+    """The prompt ``tokenizer``'s chat template makes of ``messages`` (generation prompt added);
+    :func:`plain_prompt` for a model without one. Every back end renders through here."""
+    if not tokenizer.chat_template:
+        return plain_prompt(messages)
+    return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+
+
+def count_text_tokens(tokenizer: PreTrainedTokenizerBase, text: str) -> int:
+    """Tokens of ``text``, without special tokens."""
+    return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+
 def _model_key(name: str) -> str:
     """The last component of a model id or folder, lower-cased: what names a model loosely."""
     return name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].lower()
@@ -120,16 +133,10 @@ class HFGenerator:
         return sorted(self._peft.peft_config) if self._peft is not None else []
 
     def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+        return count_text_tokens(self._tokenizer, text)
 
     def render(self, messages: list[dict[str, str]]) -> str:
-        if not self._tokenizer.chat_template:
-            return plain_prompt(messages)
-        return str(
-            self._tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True
-            )
-        )
+        return render_chat(self._tokenizer, messages)
 
     def stream(
         self,

@@ -1,0 +1,72 @@
+"""The one place a serving generator's back end is picked: ``generator.backend`` → a loader.
+
+Training always loads the transformers model (:func:`load_causal_lm`); serving may run the same
+weights on llama.cpp. Both read the same tokenizer and chat template, and adapters trained with
+PEFT attach to the transformers back end (the llama.cpp one serves the base model only, for now).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from assistant.core.models.devices import configure_threads
+from assistant.core.models.hf_generator import load_generator
+from assistant.core.models.sources import PACKAGED_GENERATORS, model_not_found
+from assistant.core.protocols import Generator
+from assistant.core.settings import GeneratorBackend, Settings
+
+
+def load_llamacpp_generator(settings: Settings) -> Generator:
+    """The llama.cpp back end over the GGUF of ``generator.model`` (or ``generator.gguf``)."""
+    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+
+    from assistant.core.models.llamacpp_generator import LlamaCppGenerator
+    from assistant.core.models.sources import resolve_generator_path
+
+    spec = settings.generator
+    gguf = _gguf_file(settings)
+    folder = resolve_generator_path(settings)  # the tokenizer and chat template training uses
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    eos = GenerationConfig.from_pretrained(folder, local_files_only=True).eos_token_id
+    eos_ids = list(eos) if isinstance(eos, list) else [] if eos is None else [eos]
+    if tokenizer.eos_token_id is not None:
+        eos_ids.append(tokenizer.eos_token_id)
+    trained = int(AutoConfig.from_pretrained(folder, local_files_only=True).max_position_embeddings)
+    return LlamaCppGenerator(
+        gguf,
+        tokenizer,
+        spec.model,
+        threads=configure_threads(settings),
+        context_window=min(trained, settings.generation.context_tokens + 512),
+        eos_ids=eos_ids,
+    )
+
+
+def _gguf_file(settings: Settings) -> Path:
+    spec = settings.generator
+    if spec.gguf is not None:
+        if not spec.gguf.is_file():
+            raise model_not_found("generator.gguf", str(spec.gguf), ["the file: it does not exist"])
+        return spec.gguf
+    packaged = PACKAGED_GENERATORS.get(spec.model)
+    gguf = packaged.gguf(settings.cache_dir) if packaged is not None else None
+    if gguf is None:
+        hint = f" ({packaged.install})" if packaged is not None else ""
+        raise model_not_found(
+            "generator.gguf",
+            "unset",
+            [f"the packaged GGUF of {spec.model!r}: none is installed{hint}"],
+        )
+    return gguf
+
+
+BACKENDS: dict[GeneratorBackend, Callable[[Settings], Generator]] = {
+    "transformers": load_generator,
+    "llamacpp": load_llamacpp_generator,
+}
+
+
+def load_serving_generator(settings: Settings) -> Generator:
+    """The generator that answers questions, on the back end ``generator.backend`` names."""
+    return BACKENDS[settings.generator.backend](settings)

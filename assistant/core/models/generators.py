@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from assistant.core.models.devices import configure_threads
-from assistant.core.models.hf_generator import load_generator
+from assistant.core.models.hf_generator import eos_token_ids, load_generator
 from assistant.core.models.sources import PACKAGED_GENERATORS, model_not_found
 from assistant.core.protocols import Generator
 from assistant.core.settings import GeneratorBackend, Settings
@@ -29,9 +29,6 @@ def load_llamacpp_generator(settings: Settings) -> Generator:
     folder = resolve_generator_path(settings)  # the tokenizer and chat template training uses
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     eos = GenerationConfig.from_pretrained(folder, local_files_only=True).eos_token_id
-    eos_ids = list(eos) if isinstance(eos, list) else [] if eos is None else [eos]
-    if tokenizer.eos_token_id is not None:
-        eos_ids.append(tokenizer.eos_token_id)
     trained = int(AutoConfig.from_pretrained(folder, local_files_only=True).max_position_embeddings)
     return LlamaCppGenerator(
         gguf,
@@ -39,7 +36,7 @@ def load_llamacpp_generator(settings: Settings) -> Generator:
         spec.model,
         threads=configure_threads(settings),
         context_window=min(trained, settings.generation.context_tokens + 512),
-        eos_ids=eos_ids,
+        eos_ids=eos_token_ids(eos, tokenizer),
     )
 
 

@@ -74,6 +74,23 @@ def render_chat(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str
     return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
 
 
+def eos_token_ids(
+    configured: int | list[int] | None, tokenizer: PreTrainedTokenizerBase
+) -> list[int]:
+    """The ids that end an answer: the generation config's ``eos_token_id`` (one, several or
+    none) and the tokenizer's own EOS token."""
+    ids = (
+        list(configured)
+        if isinstance(configured, list)
+        else []
+        if configured is None
+        else [configured]
+    )
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return ids
+
+
 def count_text_tokens(tokenizer: PreTrainedTokenizerBase, text: str) -> int:
     """Tokens of ``text``, without special tokens."""
     return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
@@ -120,10 +137,7 @@ class HFGenerator:
         self._lock = threading.Lock()
         # What an adapter's base_model_name_or_path may say: the setting or the loaded folder.
         self._base_keys = {_model_key(model_id), _model_key(str(model.config.name_or_path))}
-        eos = model.generation_config.eos_token_id
-        eos_ids = list(eos) if isinstance(eos, list) else [] if eos is None else [eos]
-        if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in eos_ids:
-            eos_ids.append(tokenizer.eos_token_id)
+        eos_ids = eos_token_ids(model.generation_config.eos_token_id, tokenizer)
         self._eos_ids = eos_ids
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
 

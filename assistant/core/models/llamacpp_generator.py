@@ -107,7 +107,7 @@ class LlamaCppGenerator:
     ) -> Iterator[str]:
         self._check_adapter(adapter)
         ids = self._tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
-        return self._pieces(list(ids), max_new_tokens, temperature, adapter)
+        return self._pieces(list(ids), max_new_tokens, temperature)
 
     def generate(
         self,
@@ -155,9 +155,7 @@ class LlamaCppGenerator:
                 raise RuntimeError(f"llama.cpp could not decode the prompt (status {status})")
         return np.ctypeslib.as_array(self._context.get_logits(-1), shape=(self._n_vocab,))
 
-    def _pieces(
-        self, prompt: list[int], max_new_tokens: int, temperature: float, adapter: str | None
-    ) -> Iterator[str]:
+    def _pieces(self, prompt: list[int], max_new_tokens: int, temperature: float) -> Iterator[str]:
         if len(prompt) + max_new_tokens > self.context_window:
             raise ValueError(
                 f"the prompt ({len(prompt)} tokens) and {max_new_tokens} new tokens exceed the "

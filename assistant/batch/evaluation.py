@@ -8,10 +8,15 @@ first ``top_k`` chunks are the sources each model answers from, in generation ba
 Scores (see :mod:`assistant.batch.metrics`), each a mean over the rows it applies to:
 
 - ``recall_at_k``, ``mrr``, ``ndcg_at_10``: rows with an expected source (with retrieval);
-- ``exact_match``, ``f1``: answerable rows with an expected answer (an abstention scores 0;
-  ``[n]`` markers are removed before scoring);
-- ``citation_precision``: those of them whose answer cites something;
+- ``exact_match``, ``f1``, ``contains`` (the expected answer appears whole in the answer):
+  answerable rows with an expected answer (an abstention scores 0; ``[n]`` markers are removed
+  before scoring);
+- ``source_cited``: answerable rows with an expected source (with retrieval): the answer cites
+  a chunk of it (an abstention scores 0);
+- ``citation_precision``: answerable rows with an expected answer whose answer cites something;
 - ``abstention_accuracy``: all rows, when some are marked unanswerable;
+- ``unanswerable_abstained``, ``false_abstention``: the share of unanswerable rows abstained
+  on, and of answerable rows abstained on (when the file marks some rows unanswerable);
 - ``abstain_rate``: all rows.
 """
 
@@ -27,7 +32,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from assistant.batch.formats import BatchInputError, Question, QuestionFile
 from assistant.batch.metrics import (
     abstention_accuracy,
+    answer_contains,
     citation_precision,
+    cites_expected_source,
     exact_match,
     mrr,
     ndcg_at_10,
@@ -47,10 +54,15 @@ METRICS = (
     "ndcg_at_10",
     "exact_match",
     "f1",
+    "contains",
+    "source_cited",
     "citation_precision",
     "abstention_accuracy",
+    "unanswerable_abstained",
+    "false_abstention",
     "abstain_rate",
 )
+_WHOLE_ROWS = ("abstention_accuracy", "unanswerable_abstained", "false_abstention", "abstain_rate")
 RANKED = 10  # chunks retrieved for the retrieval scores (nDCG@10)
 _MARKERS = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 
@@ -88,6 +100,7 @@ class RowResult:
     abstained: bool
     retrieved: list[str]
     cited_texts: list[str]
+    cited_sources: list[str]
     expected_answers: tuple[str, ...]
     expected_sources: tuple[str, ...]
     unanswerable: bool
@@ -203,12 +216,19 @@ def score(rows: Sequence[RowResult], k: int, with_retrieval: bool) -> dict[str, 
     metrics = {
         metric: _mean(scores[metric] for scores in per_row)
         for metric in METRICS
-        if metric not in ("abstention_accuracy", "abstain_rate")
+        if metric not in _WHOLE_ROWS
     }
+    marked = any(row.unanswerable for row in rows)
     metrics["abstention_accuracy"] = (
         abstention_accuracy([r.abstained for r in rows], [r.unanswerable for r in rows])
-        if any(row.unanswerable for row in rows)
+        if marked
         else None
+    )
+    metrics["unanswerable_abstained"] = (
+        _mean(float(row.abstained) for row in rows if row.unanswerable) if marked else None
+    )
+    metrics["false_abstention"] = (
+        _mean(float(row.abstained) for row in rows if not row.unanswerable) if marked else None
     )
     metrics["abstain_rate"] = _mean(float(row.abstained) for row in rows)
     return {metric: metrics[metric] for metric in METRICS}
@@ -226,6 +246,12 @@ def row_scores(row: RowResult, k: int, with_retrieval: bool) -> dict[str, float 
         "ndcg_at_10": ndcg_at_10(row.retrieved, expected) if sourced else None,
         "exact_match": exact_match(prediction, answers) if answerable else None,
         "f1": token_f1(prediction, answers) if answerable else None,
+        "contains": answer_contains(prediction, answers) if answerable else None,
+        "source_cited": (
+            cites_expected_source([] if row.abstained else row.cited_sources, expected)
+            if sourced
+            else None
+        ),
         "citation_precision": citation_precision(row.cited_texts, answers) if answerable else None,
     }
 
@@ -239,6 +265,7 @@ def _row(question: Question, answer: Answer, ranked: list[Hit], k: int) -> RowRe
         abstained=answer.abstained,
         retrieved=[hit.chunk.source for hit in ranked],
         cited_texts=[texts[citation.chunk_id] for citation in answer.citations],
+        cited_sources=[citation.source for citation in answer.citations],
         expected_answers=question.expected_answers,
         expected_sources=question.expected_sources,
         unanswerable=question.unanswerable,

@@ -50,6 +50,15 @@ def token_f1(prediction: str, answers: Sequence[str]) -> float:
     return best
 
 
+def answer_contains(prediction: str, answers: Sequence[str]) -> float:
+    """1.0 when a normalised expected answer appears whole (as words) in the normalised
+    prediction: the score for answers that must hold a command, a setting or a figure."""
+    predicted = f" {normalize_answer(prediction)} "
+    return float(
+        any(normalize_answer(a) and f" {normalize_answer(a)} " in predicted for a in answers)
+    )
+
+
 def source_matches(source: str, expected: str) -> bool:
     """Whether a retrieved ``source`` is the ``expected`` one (full path, or file name)."""
     if source == expected:
@@ -114,6 +123,11 @@ def citation_precision(cited_texts: Sequence[str], answers: Sequence[str]) -> fl
         any(f" {a} " in f" {normalize_answer(text)} " for a in expected) for text in cited_texts
     )
     return holding / len(cited_texts)
+
+
+def cites_expected_source(cited_sources: Sequence[str], expected: Sequence[str]) -> float:
+    """1.0 when some citation is to an expected source (full path, or file name)."""
+    return float(any(source_matches(s, e) for s in cited_sources for e in expected))
 
 
 def abstention_accuracy(abstained: Sequence[bool], unanswerable: Sequence[bool]) -> float:

@@ -24,8 +24,12 @@ def metric_label(metric: str, top_k: int) -> str:
         "ndcg_at_10": "nDCG@10",
         "exact_match": "EM",
         "f1": "F1",
+        "contains": "holds answer",
+        "source_cited": "source cited",
         "citation_precision": "cit. precision",
         "abstention_accuracy": "abstention acc.",
+        "unanswerable_abstained": "unanswerable abst.",
+        "false_abstention": "false abstention",
         "abstain_rate": "abstained",
     }
     return labels[metric]

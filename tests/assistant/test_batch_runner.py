@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from assistant.batch.runner import BatchProgress, run_batch
 from assistant.cli.batch import batch
 from assistant.core.errors import CollectionNotFoundError
 from assistant.core.settings import GeneratorSettings, Settings
+from assistant.core.types import Citation
 from assistant.runtime import Runtime
 from tests.assistant.test_batch_formats import write_table
 
@@ -67,14 +69,19 @@ def questions_file(path: Path, questions: list[str] = QUESTIONS) -> Path:
 # --------------------------------------------------------------------------- engine batch path
 
 
+def _rounded(citations: list[Citation]) -> list[Citation]:
+    return [replace(c, similarity=round(c.similarity, 5)) for c in citations]
+
+
 def test_ask_batch_gives_the_answers_ask_gives(runtime: Runtime) -> None:
     engine = runtime.engine
     batched = engine.ask_batch(QUESTIONS, "kb")
     single = [engine.ask(question, "kb") for question in QUESTIONS]
     assert [a.text for a in batched] == [a.text for a in single]
     assert [a.abstain_reason for a in batched] == [a.abstain_reason for a in single]
-    assert [a.citations for a in batched] == [a.citations for a in single]
-    assert [a.sources for a in batched] == [a.sources for a in single]
+    # Questions embedded in one batch and one at a time differ in the last float bits only.
+    assert [_rounded(a.citations) for a in batched] == [_rounded(a.citations) for a in single]
+    assert [_rounded(a.sources) for a in batched] == [_rounded(a.sources) for a in single]
     assert all(a.timings["total_s"] >= a.timings["retrieve_s"] > 0 for a in batched)
 
 

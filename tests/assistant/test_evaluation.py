@@ -30,6 +30,7 @@ def row(**fields: object) -> RowResult:
         "abstained": False,
         "retrieved": DOCS,
         "cited_texts": [],
+        "cited_sources": [],
         "expected_answers": (),
         "expected_sources": (),
         "unanswerable": False,
@@ -42,6 +43,7 @@ ROWS = [
     row(
         answer="The Bravo team [1].",
         cited_texts=["Bravo team owns billing."],
+        cited_sources=["/d/b.txt"],
         expected_answers=("Bravo team",),
         expected_sources=("b.txt",),
     ),
@@ -49,6 +51,7 @@ ROWS = [
     row(
         answer="Backups run nightly at 2am [1, 2]",
         cited_texts=["Bravo team owns billing.", "The alpha server runs backups nightly."],
+        cited_sources=["/d/b.txt", "/d/a.txt"],
         expected_answers=("nightly",),
         expected_sources=("a.txt",),
     ),
@@ -73,8 +76,12 @@ def test_scores_by_hand() -> None:
             "ndcg_at_10": (1 + 1 / LOG3 + 0) / 3,
             "exact_match": (1 + 0 + 0) / 3,
             "f1": (1 + 1 / 3 + 0) / 3,
+            "contains": (1 + 1 + 0) / 3,
+            "source_cited": (1 + 1 + 0) / 3,
             "citation_precision": (1 + 1 / 2) / 2,  # the abstention cites nothing
             "abstention_accuracy": 3 / 4,
+            "unanswerable_abstained": 1.0,
+            "false_abstention": 1 / 3,
             "abstain_rate": 2 / 4,
         }
     )
@@ -131,8 +138,12 @@ EXPECTED = {
     "ndcg_at_10": (1 + 0 + (1 + 1 / LOG3) / (1 + 1 / LOG3 + 1 / 2)) / 3,
     "exact_match": 0.0,
     "f1": 0.0,
+    "contains": 0.0,
+    "source_cited": 0.0,
     "citation_precision": None,
     "abstention_accuracy": 1 / 4,  # only r4 is right to abstain
+    "unanswerable_abstained": 1.0,
+    "false_abstention": 1.0,
     "abstain_rate": 1.0,
 }
 

@@ -151,13 +151,14 @@ def test_prompt_tuning_trains_soft_tokens(
     train_settings: Settings, rag_examples: list[Example], fast_config: TrainConfig, tmp_path: Path
 ) -> None:
     options = fast_config.model_dump(exclude={"packing"})
-    options.update(method="prompt_tuning", virtual_tokens=8, learning_rate=0.1, max_steps=8)
+    options.update(method="prompt_tuning", virtual_tokens=8, learning_rate=0.1, max_steps=16)
     config = TrainConfig(**options)
     assert config.packing is False
     result = train(train_settings, config, rag_examples, [], tmp_path / "run")
     losses = [h["loss"] for h in result.history]
-    # 8 soft tokens cannot do much for a random tiny model: 6.6 -> 5.9 in 8 steps.
-    assert losses[-1] < losses[0] - 0.5
+    # 8 soft tokens cannot do much for a random tiny model: 6.5 -> about 6.05 over the last 4
+    # of 16 steps (each step's loss is one batch's, so one step alone is noisy).
+    assert sum(losses[-4:]) / 4 < losses[0] - 0.3
     assert result.trainable_parameters == 8 * 64  # 8 soft tokens of the tiny model's width
     adapter_config = json.loads((tmp_path / "run/adapter/adapter_config.json").read_text())
     assert adapter_config["peft_type"] == "PROMPT_TUNING"

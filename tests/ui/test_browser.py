@@ -13,6 +13,7 @@ when it is missing. Playwright never downloads a browser here.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -29,6 +31,8 @@ import pytest
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
+LORAG = Path(sys.executable).parent / "lorag"
+GUIDE_QUESTIONS = REPO / "examples" / "guide-questions.jsonl"
 CHROMIUM = Path(os.environ.get("LORAG_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(os.environ.get("LORAG_TEST_ARTIFACTS", REPO / "test-artifacts"))
 CHROMIUM_ARGS = [
@@ -78,29 +82,28 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> Non
     pytest.fail(f"the UI was not up after {START_TIMEOUT_S:.0f} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="module")
-def ui_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``lorag ui --serve --headless`` on free loopback ports, in an empty data folder."""
+@contextmanager
+def _ui_server(root: Path, **settings: str) -> Iterator[str]:
+    """``lorag ui --serve --headless`` on free loopback ports with its data in ``root/data``."""
     if not CHROMIUM.is_file():
         pytest.fail(
             f"chromium not found at {CHROMIUM}: install Debian's package "
             "(apt-get install -y chromium) or set LORAG_CHROMIUM to its path"
         )
-    root = tmp_path_factory.mktemp("browser")
     ui_port, api_port = _free_port(), _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LORAG_API__", "LORAG_UI__"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LORAG_")}
     env.update(
         LORAG_DATA_DIR=str(root / "data"),
         LORAG_API__HOST="127.0.0.1",
         LORAG_API__PORT=str(api_port),
         LORAG_UI__HOST="127.0.0.1",
         LORAG_UI__PORT=str(ui_port),
+        **settings,
     )
     log = root / "lorag-ui.log"
-    lorag = Path(sys.executable).parent / "lorag"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [str(lorag), "ui", "--serve", "--headless"],
+            [str(LORAG), "ui", "--serve", "--headless"],
             cwd=root,
             env=env,
             stdout=output,
@@ -118,6 +121,25 @@ def ui_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@pytest.fixture
+def ui_url(tmp_path: Path) -> Iterator[str]:
+    """The UI in an empty data folder, as on a first start."""
+    with _ui_server(tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def guide_ui_url(tmp_path: Path) -> Iterator[str]:
+    """The UI on the ingested user guide, as ``make run`` starts it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LORAG_")}
+    env["LORAG_DATA_DIR"] = str(tmp_path / "data")
+    ingest = [str(LORAG), "ingest", str(REPO / "examples" / "docs"), "--collection", "guide"]
+    done = subprocess.run(ingest, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    with _ui_server(tmp_path, LORAG_COLLECTION="guide") as url:
+        yield url
 
 
 def test_upload_a_document_ask_about_it_and_see_the_source(ui_url: str) -> None:
@@ -174,3 +196,44 @@ def test_upload_a_document_ask_about_it_and_see_the_source(ui_url: str) -> None:
             raise
         finally:
             browser.close()
+
+
+def test_the_guide_questions_in_the_browser(guide_ui_url: str) -> None:
+    """Each of the guide's 10 questions typed into the chat as ``make run`` opens it: the answer
+    must hold the expected command or setting and cite an expected page (at least 9 of 10)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from assistant.batch.metrics import answer_contains
+
+    rows = [json.loads(line) for line in GUIDE_QUESTIONS.read_text().splitlines()]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    outcomes: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.set_default_timeout(60_000)
+        try:
+            page.goto(guide_ui_url)
+            for n, row in enumerate(rows, start=1):
+                chat = page.get_by_test_id("stChatInputTextArea")
+                expect(chat).to_be_enabled(timeout=180_000)
+                chat.fill(row["question"])
+                chat.press("Enter")
+                done = page.get_by_text(re.compile(r"^Answered by .* from guide in"))
+                expect(done).to_have_count(n, timeout=180_000)
+                assistant = page.get_by_test_id("stChatMessage").last
+                text = assistant.get_by_test_id("stMarkdown").first.inner_text()
+                cited = assistant.get_by_test_id("stExpander").all_inner_texts()
+                holds = answer_contains(text, [row["answer"]]) == 1.0
+                on_page = any(name in label for label in cited for name in row["source"])
+                verdict = "right" if holds and on_page else "WRONG"
+                outcomes.append(f"{row['id']}: {verdict} {text!r}")
+            expect(page.get_by_text("Traceback")).to_have_count(0)
+            page.screenshot(path=ARTIFACTS / "ui-guide-questions.png", full_page=True)
+        except Exception:
+            page.screenshot(path=ARTIFACTS / "ui-failure.png", full_page=True)
+            raise
+        finally:
+            browser.close()
+    print("\n".join(outcomes))
+    assert sum(" right " in outcome for outcome in outcomes) >= 9, outcomes

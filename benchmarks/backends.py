@@ -58,7 +58,7 @@ def quoref_prompts(count: int) -> list[Messages]:
     prompts = []
     for row in rows:
         text = " ".join((docs / "docs" / row["source"]).read_text(encoding="utf-8").split()[:300])
-        source = DEFAULT_TEMPLATE.source.format(n=1, place=row["source"], text=text)
+        source = DEFAULT_TEMPLATE.format_text(1, text, row["source"])
         prompts.append(DEFAULT_TEMPLATE.messages(row["question"], [source]))
     return prompts
 

@@ -62,7 +62,7 @@ def rag_messages(generator: HFGenerator) -> Messages:
     sources: list[str] = []
     for n, path in enumerate(files, start=1):
         words = path.read_text(encoding="utf-8").split()
-        source = DEFAULT_TEMPLATE.source.format(n=n, place=path.stem, text=" ".join(words))
+        source = DEFAULT_TEMPLATE.format_text(n, " ".join(words), path.stem)
         used = generator.count_tokens(
             generator.render(DEFAULT_TEMPLATE.messages(row["question"], sources))
         )
@@ -72,9 +72,7 @@ def rag_messages(generator: HFGenerator) -> Messages:
             sources.append(source)
             continue
         keep = len(words) * room // cost
-        sources.append(
-            DEFAULT_TEMPLATE.source.format(n=n, place=path.stem, text=" ".join(words[:keep]))
-        )
+        sources.append(DEFAULT_TEMPLATE.format_text(n, " ".join(words[:keep]), path.stem))
         break
     return DEFAULT_TEMPLATE.messages(row["question"], sources)
 

@@ -71,7 +71,7 @@ def examples(count: int, seed: int = 0) -> list[Example]:
             else:
                 start = 0
             text = " ".join(words[start : start + share])
-            sources.append(DEFAULT_TEMPLATE.source.format(n=n, place=path.stem, text=text))
+            sources.append(DEFAULT_TEMPLATE.format_text(n, text, path.stem))
         record = {"question": row["question"], "sources": sources, "answer": row["answers"][0]}
         result.append(parse_record(record))
     return result

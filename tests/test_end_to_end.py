@@ -1,4 +1,4 @@
-"""End to end with the real default models (SmolLM2-135M-Instruct, all-MiniLM-L6-v2) and the
+"""End to end with the real default models (Qwen2.5-Coder-0.5B-Instruct, all-MiniLM-L6-v2) and the
 embedded Qdrant engine: the quoref-dev corpus and the bundled user guide."""
 
 from __future__ import annotations

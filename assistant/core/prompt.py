@@ -48,9 +48,11 @@ class PromptTemplate:
         if chunk.heading:
             place += f", {chunk.heading}"
         section = chunk.heading.rsplit(" > ", 1)[-1] if chunk.heading else chunk.title
-        return self.source.format(
-            n=n, place=place, section=section, text=text if text is not None else chunk.text
-        )
+        return self.format_text(n, text if text is not None else chunk.text, place, section)
+
+    def format_text(self, n: int, text: str, place: str = "", section: str = "") -> str:
+        """Source ``n`` holding ``text``, for a text that is not a stored chunk."""
+        return self.source.format(n=n, place=place, section=section or place, text=text)
 
     def messages(self, question: str, sources: Sequence[str]) -> list[dict[str, str]]:
         user = self.user.format(sources="\n\n".join(sources), question=question.strip())

@@ -380,9 +380,7 @@ class AdapterRegistry:
         template = record.template()
         prompts = [
             tokenizer(
-                renderer.render(
-                    template.messages(question, [template.source.format(n=1, place="", text=text)])
-                ),
+                renderer.render(template.messages(question, [template.format_text(1, text)])),
                 add_special_tokens=False,
                 return_tensors="pt",
             ).to(base.device)

@@ -1,4 +1,4 @@
-"""The real default generator (SmolLM2-135M-Instruct) learns invented facts on CPU, and the
+"""The real packaged SmolLM2-135M-Instruct learns invented facts on CPU, and the
 adapter, served through the generator, answers them while still knowing general facts."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from assistant.core.models import load_generator
-from assistant.core.settings import Settings
+from assistant.core.settings import SMOLLM2, GeneratorSettings, Settings
 from finetune.config import TrainConfig
 from finetune.data import parse_record
 from finetune.trainer import train
@@ -44,7 +44,9 @@ def _ask(question: str) -> list[dict[str, str]]:
 
 @pytest.mark.slow
 def test_smollm2_learns_invented_facts_and_keeps_general_knowledge(tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, data_dir=tmp_path / "data")
+    settings = Settings(
+        _env_file=None, data_dir=tmp_path / "data", generator=GeneratorSettings(model=SMOLLM2)
+    )
     examples = [parse_record({"instruction": q, "output": a}) for q, a in FACTS]
     config = TrainConfig(
         max_steps=16,

@@ -1,9 +1,12 @@
-"""Where and how fast models run: torch's thread count and the dtype a setting resolves to."""
+"""Where and how models run: torch's thread count, the dtype a setting resolves to, and
+loading without transformers' progress bars."""
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from assistant.core.settings import DType, Settings
@@ -55,3 +58,17 @@ def resolve_dtype(name: DType, device: str) -> torch.dtype:
     if device == "cpu" and has_bf16():
         return torch.bfloat16
     return torch.float32
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Load weights without transformers' per-file progress bars (one per model, each start)."""
+    from transformers.utils import logging as transformers_logging
+
+    shown = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            transformers_logging.enable_progress_bar()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from assistant.core.models.devices import configure_threads, resolve_dtype
+from assistant.core.models.devices import configure_threads, quiet_loading, resolve_dtype
 from assistant.core.models.sources import model_not_found, resolve_embedder_path
 from assistant.core.settings import Settings
 
@@ -63,12 +63,13 @@ def load_embedder(settings: Settings) -> SentenceTransformerEmbedder:
     spec = settings.embedder
     path = resolve_embedder_path(settings)
     try:
-        model = SentenceTransformer(
-            str(path),
-            device=spec.device,
-            local_files_only=True,
-            model_kwargs={"dtype": resolve_dtype(spec.dtype, spec.device)},
-        )
+        with quiet_loading():
+            model = SentenceTransformer(
+                str(path),
+                device=spec.device,
+                local_files_only=True,
+                model_kwargs={"dtype": resolve_dtype(spec.dtype, spec.device)},
+            )
     except (OSError, ValueError) as exc:
         tried = [f"the folder {str(path)!r}: {exc}"]
         raise model_not_found("embedder.model", spec.model, tried) from exc

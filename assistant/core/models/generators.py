@@ -3,10 +3,14 @@
 Training always loads the transformers model (:func:`load_causal_lm`); serving may run the same
 weights on llama.cpp. Both read the same tokenizer and chat template, and adapters trained with
 PEFT attach to the transformers back end (the llama.cpp one serves the base model only, for now).
+``auto`` (the default) answers for the base on llama.cpp when the model has a GGUF that runtime
+computes right, and for adapters on transformers (:mod:`.routed_generator`); otherwise it is
+plain ``transformers``.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +19,8 @@ from assistant.core.models.hf_generator import eos_token_ids, load_generator
 from assistant.core.models.sources import PACKAGED_GENERATORS, model_not_found
 from assistant.core.protocols import Generator
 from assistant.core.settings import GeneratorBackend, Settings
+
+logger = logging.getLogger(__name__)
 
 
 def load_llamacpp_generator(settings: Settings) -> Generator:
@@ -58,7 +64,24 @@ def _gguf_file(settings: Settings) -> Path:
     return gguf
 
 
+def load_auto_generator(settings: Settings) -> Generator:
+    """llama.cpp for the base and transformers for adapters, or transformers alone when the
+    model has no GGUF, the runtime is not installed, or it refuses the GGUF."""
+    from assistant.core.errors import ModelNotFoundError
+    from assistant.core.models.routed_generator import RoutedGenerator
+
+    try:
+        fast = load_llamacpp_generator(settings)
+    except ModelNotFoundError as refused:
+        if settings.generator.gguf is not None:
+            raise  # a GGUF named on purpose must load, or say why
+        logger.info("answering on transformers: %s", refused)
+        return load_generator(settings)
+    return RoutedGenerator(fast, lambda: load_generator(settings))
+
+
 BACKENDS: dict[GeneratorBackend, Callable[[Settings], Generator]] = {
+    "auto": load_auto_generator,
     "transformers": load_generator,
     "llamacpp": load_llamacpp_generator,
 }

@@ -17,6 +17,8 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from assistant.core.models.devices import quiet_loading
+
 log = logging.getLogger(__name__)
 
 CONVERSION_MARKER = "lorag-conversion.json"
@@ -99,12 +101,10 @@ def convert_gguf(gguf: Path, out: Path) -> None:
     """Load ``gguf`` de-quantised to float32 and save it as a plain safetensors model folder."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as transformers_logging
 
     folder, name = str(gguf.parent), gguf.name
     # One line of progress (the warning above), not a wall of bars.
-    transformers_logging.disable_progress_bar()
-    try:
+    with quiet_loading():
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
         packed = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
         config = packed.config
@@ -114,5 +114,3 @@ def convert_gguf(gguf: Path, out: Path) -> None:
         model.generation_config = packed.generation_config
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
-    finally:
-        transformers_logging.enable_progress_bar()

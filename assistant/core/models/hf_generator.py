@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.core.errors import AdapterError
 from assistant.core.models.adapter_folder import check_adapter_folder
-from assistant.core.models.devices import configure_threads, resolve_dtype
+from assistant.core.models.devices import configure_threads, quiet_loading, resolve_dtype
 from assistant.core.models.sources import model_not_found, resolve_generator_path
 from assistant.core.settings import Settings
 
@@ -41,7 +41,10 @@ def load_causal_lm(
     from_pretrained.setdefault("dtype", resolve_dtype(spec.dtype, spec.device))
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, **from_pretrained)
+        with quiet_loading():
+            model = AutoModelForCausalLM.from_pretrained(
+                path, local_files_only=True, **from_pretrained
+            )
     except (OSError, ValueError) as exc:
         raise model_not_found(
             "generator.model", spec.model, [f"the folder {str(path)!r}: {exc}"]

@@ -16,6 +16,8 @@ One generation runs at a time (a lock); ``generate_batch`` answers its chats one
 
 from __future__ import annotations
 
+import ctypes
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +33,16 @@ if TYPE_CHECKING:
 
 INSTALL_HINT = "pip install ik-llama-cpp-python==0.1.5"
 PROBE = "Say hello."
+logger = logging.getLogger(__name__)
+_LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+
+
+@_LOG_CALLBACK
+def _to_logger(level: int, text: bytes | None, user_data: int | None) -> None:
+    """llama.cpp's own log lines (a hundred per model load) go to Python's log at debug level,
+    not to the user's terminal."""
+    if text:
+        logger.debug("%s", text.decode("utf-8", "replace").rstrip())
 
 
 def _api() -> Any:
@@ -41,6 +53,7 @@ def _api() -> Any:
         raise ModelNotFoundError(
             f"generator.backend = 'llamacpp' needs the llama.cpp runtime: {INSTALL_HINT}"
         ) from exc
+    api._lib.llama_log_set(_to_logger, None)
     return api
 
 

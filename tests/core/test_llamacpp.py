@@ -1,13 +1,14 @@
 """The llama.cpp back end (marked slow: real GGUFs): Qwen2.5-Coder-0.5B answers on it as on
-transformers; adapters and a GGUF the runtime computes wrongly are refused with the reason."""
+transformers; adapters and a GGUF the runtime computes wrongly are refused with the reason (and
+``auto`` then answers on transformers)."""
 
 from __future__ import annotations
 
 import pytest
 
 from assistant.core.errors import AdapterError, ModelNotFoundError
-from assistant.core.models import load_generator, load_serving_generator
-from assistant.core.settings import GeneratorSettings, Settings
+from assistant.core.models import HFGenerator, load_generator, load_serving_generator
+from assistant.core.settings import SMOLLM2, GeneratorSettings, Settings
 
 QWEN = "Qwen/Qwen2.5-Coder-0.5B-Instruct"
 THAMES = [
@@ -54,6 +55,12 @@ def test_a_gguf_the_runtime_computes_wrongly_is_refused_naming_the_setting(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     # SmolLM2-135M's Q4_1 GGUF: ik_llama.cpp 0.1.5 ends every answer before its first word.
-    settings = Settings(_env_file=None, data_dir=tmp_path_factory.mktemp("smollm2"))
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path_factory.mktemp("smollm2"),
+        generator=GeneratorSettings(model=SMOLLM2),
+    )
     with pytest.raises(ModelNotFoundError, match=r"generator\.backend = 'transformers'"):
         load_serving_generator(on_llamacpp(settings))
+    # and so the default back end, auto, answers SmolLM2 on transformers
+    assert isinstance(load_serving_generator(settings), HFGenerator)

@@ -49,15 +49,27 @@ def new_words(answer: str, question: str) -> set[str]:
     return content_words(answer) - content_words(question)
 
 
+def _phrase(text: str) -> str:
+    """``text``'s words, lower-cased, one space apart, padded with spaces (markers dropped)."""
+    return f" {' '.join(_WORD.findall(_MARKER.sub(' ', text).lower()))} "
+
+
 def attribute(answer: str, question: str, hits: Sequence[Hit]) -> tuple[list[int], float]:
     """The sources the answer's new words come from, and the share of those words they hold.
 
-    Greedy cover: take the source holding most of the still-unexplained words, then the next,
-    while a source adds any (at most ``MAX_ATTRIBUTED``). An answer that only restates the
-    question has no new words and a share of 0.
+    An answer copied word for word from a source (what the prompt asks for) is that source's:
+    the best-ranked one holding the whole answer, share 1. Otherwise a greedy cover: take the
+    source holding most of the still-unexplained words, then the next, while a source adds any
+    (at most ``MAX_ATTRIBUTED``). An answer that only restates the question has no new words
+    and a share of 0.
     """
     left = new_words(answer, question)
     total = len(left)
+    copied = _phrase(answer)
+    if total and copied.strip():
+        holding = [n for n, hit in enumerate(hits, start=1) if copied in _phrase(hit.chunk.text)]
+        if holding:
+            return holding[:1], 1.0
     numbers: list[int] = []
     chunk_words = [content_words(hit.chunk.text) for hit in hits]
     while left and len(numbers) < MAX_ATTRIBUTED:

@@ -44,6 +44,17 @@ def test_answer_without_marker_is_attributed_to_the_source_holding_its_new_words
     assert attribute("Lara launched the fund", "Who launched the fund?", HITS) == ([3], 1.0)
 
 
+def test_an_answer_copied_word_for_word_cites_the_source_it_was_copied_from() -> None:
+    guide = [
+        hit("lorag ui opens the chat page in the browser; lorag ui --serve starts the API.", 1),
+        hit("Start a chat in the terminal: lorag chat --collection guide", 2),
+    ]
+    # "lorag", the one new word, is in both; only the second holds "lorag chat" as written.
+    assert attribute("`lorag chat`", "Which command starts a chat?", guide) == ([2], 1.0)
+    # copied from both: the better-ranked one
+    assert attribute("lorag ui", "Which command opens the page?", guide) == ([1], 1.0)
+
+
 def test_an_answer_drawing_on_two_sources_cites_both() -> None:
     numbers, share = attribute("Lara, in July 1969", "When and by whom?", HITS)
     assert sorted(numbers) == [1, 3] and share == 1.0

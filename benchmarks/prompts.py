@@ -73,6 +73,12 @@ VARIANTS: dict[str, PromptTemplate] = {
         system=DEFAULT_TEMPLATE.system
         + f' If the sources do not contain the answer, reply exactly: "{ABSTAIN_ANSWER}"',
     ),
+    # v2 before "whole command": the model wrote "documents list" for "lorag documents list"
+    "v2-command": replace(
+        DEFAULT_TEMPLATE,
+        name="v2-command",
+        system=DEFAULT_TEMPLATE.system.replace("whole command", "command"),
+    ),
 }
 
 

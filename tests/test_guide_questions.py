@@ -62,5 +62,5 @@ def test_one_guide_question_through_lorag_ask(tmp_path: Path) -> None:
     )  # fmt: skip
     answer = json.loads(done.stdout)
     assert not answer["abstained"], answer
-    assert "lorag documents delete" in answer["answer"]
+    assert "lorag documents delete" in answer["text"]
     assert {Path(c["source"]).name for c in answer["citations"]} == {"managing-collections.md"}

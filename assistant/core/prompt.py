@@ -69,12 +69,12 @@ class PromptTemplate:
 # made them take it when the answer was there. v2 asks for the span alone and names each
 # source's section; citations come from the words the answer shares with the sources, and
 # abstention from retrieval, the support check and the model's own refusals. Guide questions
-# holding the answer 5/10 → 10/10, quoref-dev (first 40) token F1 0.22 → 0.40.
+# holding the answer 5/10 → 10/10, quoref-dev (first 40) token F1 0.22 → 0.38.
 DEFAULT_TEMPLATE = PromptTemplate(
     name="lorag-rag-v2",
     system=(
         "Answer the question from the sources. Reply with the answer only: the name, number, "
-        "command or setting, copied exactly as the source writes it."
+        "whole command or setting, copied exactly as the source writes it."
     ),
     source="Source {n} ({section}):\n{text}",
     user="{sources}\n\nQuestion: {question}\nAnswer:",

@@ -32,9 +32,17 @@ def _lorag(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def test_the_guide_questions_are_answered_with_the_right_command_and_page(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    _lorag("ingest", str(GUIDE), "--collection", "guide", data_dir=data)
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data folder holding the guide, ingested once for the module."""
+    folder = tmp_path_factory.mktemp("guide") / "data"
+    _lorag("ingest", str(GUIDE), "--collection", "guide", data_dir=folder)
+    return folder
+
+
+def test_the_guide_questions_are_answered_with_the_right_command_and_page(
+    data: Path, tmp_path: Path
+) -> None:
     report_path = tmp_path / "guide-eval.json"
     done = _lorag(
         "eval", str(QUESTIONS), "--collection", "guide", "--output", str(report_path),
@@ -53,9 +61,7 @@ def test_the_guide_questions_are_answered_with_the_right_command_and_page(tmp_pa
     assert len(right) >= 9, f"right: {right}"
 
 
-def test_one_guide_question_through_lorag_ask(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    _lorag("ingest", str(GUIDE), "--collection", "guide", data_dir=data)
+def test_one_guide_question_through_lorag_ask(data: Path) -> None:
     done = _lorag(
         "ask", "How do I delete a document from a collection?", "--collection", "guide",
         "--json", data_dir=data,

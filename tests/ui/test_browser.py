@@ -24,9 +24,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 pytestmark = pytest.mark.slow
 
@@ -123,6 +127,25 @@ def _ui_server(root: Path, **settings: str) -> Iterator[str]:
             process.wait()
 
 
+@contextmanager
+def _browser_page(failure_shot: Path) -> Iterator[Page]:
+    """A page in headless chromium; a screenshot of it at ``failure_shot`` if a step fails."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.set_default_timeout(60_000)
+        try:
+            yield page
+        except Exception:
+            page.screenshot(path=failure_shot, full_page=True)
+            raise
+        finally:
+            browser.close()
+
+
 @pytest.fixture
 def ui_url(tmp_path: Path) -> Iterator[str]:
     """The UI in an empty data folder, as on a first start."""
@@ -143,97 +166,77 @@ def guide_ui_url(tmp_path: Path) -> Iterator[str]:
 
 
 def test_upload_a_document_ask_about_it_and_see_the_source(ui_url: str) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        page.set_default_timeout(60_000)
-        try:
-            page.goto(ui_url)
-            expect(page.get_by_text("Welcome to lorag")).to_be_visible()
-            page.get_by_test_id("stPageLink-NavLink").filter(has_text="Upload documents").click()
+    with _browser_page(ARTIFACTS / "ui-failure.png") as page:
+        page.goto(ui_url)
+        expect(page.get_by_text("Welcome to lorag")).to_be_visible()
+        page.get_by_test_id("stPageLink-NavLink").filter(has_text="Upload documents").click()
 
-            expect(page.get_by_text("No collection yet")).to_be_visible()
-            page.get_by_role("button", name=re.compile("Create collection")).click()
-            expect(page.get_by_text("Add documents to documents")).to_be_visible()
-            page.locator("input[type=file]").set_input_files(
-                {"name": "travel-policy.md", "mimeType": "text/markdown", "buffer": TRAVEL}
-            )
-            expect(page.get_by_text("travel-policy.md")).to_be_visible()
-            page.get_by_role("button", name=re.compile("Upload and ingest")).click()
-            expect(page.get_by_text("Ingested 1 file into")).to_be_visible(timeout=180_000)
-            expect(page.get_by_text("1 document in documents")).to_be_visible()
-            expect(page.get_by_text(re.compile(r"^1 document · \d+ chunks"))).to_be_visible()
-            expect(page.get_by_test_id("stDataFrame")).to_be_visible()
-            page.wait_for_timeout(800)  # the table's canvas
-            page.screenshot(path=ARTIFACTS / "ui-documents.png", full_page=True)
+        expect(page.get_by_text("No collection yet")).to_be_visible()
+        page.get_by_role("button", name=re.compile("Create collection")).click()
+        expect(page.get_by_text("Add documents to documents")).to_be_visible()
+        page.locator("input[type=file]").set_input_files(
+            {"name": "travel-policy.md", "mimeType": "text/markdown", "buffer": TRAVEL}
+        )
+        expect(page.get_by_text("travel-policy.md")).to_be_visible()
+        page.get_by_role("button", name=re.compile("Upload and ingest")).click()
+        expect(page.get_by_text("Ingested 1 file into")).to_be_visible(timeout=180_000)
+        expect(page.get_by_text("1 document in documents")).to_be_visible()
+        expect(page.get_by_text(re.compile(r"^1 document · \d+ chunks"))).to_be_visible()
+        expect(page.get_by_test_id("stDataFrame")).to_be_visible()
+        page.wait_for_timeout(800)  # the table's canvas
+        page.screenshot(path=ARTIFACTS / "ui-documents.png", full_page=True)
 
-            page.get_by_test_id("stPageLink-NavLink").filter(has_text="Ask about them").click()
-            chat = page.get_by_test_id("stChatInputTextArea")
-            expect(chat).to_be_enabled()
-            chat.fill(QUESTION)
-            chat.press("Enter")
-            source = page.get_by_test_id("stExpander").filter(
-                has_text=re.compile(r"\[\d+\] travel-policy\.md")
-            )
-            expect(source.first).to_be_visible(timeout=180_000)
-            source.first.get_by_text(re.compile(r"\[\d+\] travel-policy\.md")).click()
-            expect(source.first.get_by_text("The hotel limit is 120 euros")).to_be_visible()
-            assistant = page.get_by_test_id("stChatMessage").last
-            expect(assistant).to_contain_text("120")
-            expect(assistant).to_contain_text("Answered by the base model from documents")
-            expect(page.get_by_text("Traceback")).to_have_count(0)
-            page.wait_for_timeout(800)  # the expander's opening animation
-            page.screenshot(path=ARTIFACTS / "ui-answer-with-source.png", full_page=True)
+        page.get_by_test_id("stPageLink-NavLink").filter(has_text="Ask about them").click()
+        chat = page.get_by_test_id("stChatInputTextArea")
+        expect(chat).to_be_enabled()
+        chat.fill(QUESTION)
+        chat.press("Enter")
+        source = page.get_by_test_id("stExpander").filter(
+            has_text=re.compile(r"\[\d+\] travel-policy\.md")
+        )
+        expect(source.first).to_be_visible(timeout=180_000)
+        source.first.get_by_text(re.compile(r"\[\d+\] travel-policy\.md")).click()
+        expect(source.first.get_by_text("The hotel limit is 120 euros")).to_be_visible()
+        assistant = page.get_by_test_id("stChatMessage").last
+        expect(assistant).to_contain_text("120")
+        expect(assistant).to_contain_text("Answered by the base model from documents")
+        expect(page.get_by_text("Traceback")).to_have_count(0)
+        page.wait_for_timeout(800)  # the expander's opening animation
+        page.screenshot(path=ARTIFACTS / "ui-answer-with-source.png", full_page=True)
 
-            page.goto(f"{ui_url}/documents")  # a page's own address runs the whole app
-            expect(page.get_by_role("heading", name="Documents", level=1)).to_be_visible()
-            expect(page.get_by_role("link", name="Batch questions")).to_be_visible()
-        except Exception:
-            page.screenshot(path=ARTIFACTS / "ui-failure.png", full_page=True)
-            raise
-        finally:
-            browser.close()
+        page.goto(f"{ui_url}/documents")  # a page's own address runs the whole app
+        expect(page.get_by_role("heading", name="Documents", level=1)).to_be_visible()
+        expect(page.get_by_role("link", name="Batch questions")).to_be_visible()
 
 
 def test_the_guide_questions_in_the_browser(guide_ui_url: str) -> None:
     """Each of the guide's 10 questions typed into the chat as ``make run`` opens it: the answer
     must hold the expected command or setting and cite an expected page (at least 9 of 10)."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from assistant.batch.metrics import answer_contains
 
     rows = [json.loads(line) for line in GUIDE_QUESTIONS.read_text().splitlines()]
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     outcomes: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        page.set_default_timeout(60_000)
-        try:
-            page.goto(guide_ui_url)
-            for n, row in enumerate(rows, start=1):
-                chat = page.get_by_test_id("stChatInputTextArea")
-                expect(chat).to_be_enabled(timeout=180_000)
-                chat.fill(row["question"])
-                chat.press("Enter")
-                done = page.get_by_text(re.compile(r"^Answered by .* from guide in"))
-                expect(done).to_have_count(n, timeout=180_000)
-                assistant = page.get_by_test_id("stChatMessage").last
-                text = assistant.get_by_test_id("stMarkdown").first.inner_text()
-                cited = assistant.get_by_test_id("stExpander").all_inner_texts()
-                holds = answer_contains(text, [row["answer"]]) == 1.0
-                on_page = any(name in label for label in cited for name in row["source"])
-                verdict = "right" if holds and on_page else "WRONG"
-                outcomes.append(f"{row['id']}: {verdict} {text!r}")
-            expect(page.get_by_text("Traceback")).to_have_count(0)
-            page.screenshot(path=ARTIFACTS / "ui-guide-questions.png", full_page=True)
-        except Exception:
-            page.screenshot(path=ARTIFACTS / "ui-failure.png", full_page=True)
-            raise
-        finally:
-            browser.close()
+    with _browser_page(ARTIFACTS / "ui-failure.png") as page:
+        page.goto(guide_ui_url)
+        for n, row in enumerate(rows, start=1):
+            chat = page.get_by_test_id("stChatInputTextArea")
+            expect(chat).to_be_enabled(timeout=180_000)
+            chat.fill(row["question"])
+            chat.press("Enter")
+            done = page.get_by_text(re.compile(r"^Answered by .* from guide in"))
+            expect(done).to_have_count(n, timeout=180_000)
+            assistant = page.get_by_test_id("stChatMessage").last
+            text = assistant.get_by_test_id("stMarkdown").first.inner_text()
+            cited = assistant.get_by_test_id("stExpander").all_inner_texts()
+            holds = answer_contains(text, [row["answer"]]) == 1.0
+            on_page = any(name in label for label in cited for name in row["source"])
+            verdict = "right" if holds and on_page else "WRONG"
+            outcomes.append(f"{row['id']}: {verdict} {text!r}")
+        expect(page.get_by_text("Traceback")).to_have_count(0)
+        page.screenshot(path=ARTIFACTS / "ui-guide-questions.png", full_page=True)
     print("\n".join(outcomes))
     assert sum(" right " in outcome for outcome in outcomes) >= 9, outcomes

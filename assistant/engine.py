@@ -1,8 +1,9 @@
 """The query engine: question → hybrid retrieval → numbered sources → streamed answer → citations.
 
 ``QueryEngine.stream`` yields the answer's text as it is generated (``Token``) and ends with the
-whole ``Answer`` (``Done``); ``ask`` is the same without streaming. When retrieval is weak the
-model is not called and the fixed abstain answer is returned. So it is when the model says the
+whole ``Answer`` (``Done``); ``ask`` is the same without streaming. When retrieval is weak or
+off the question's topic (:mod:`assistant.relevance`) the model is not called and the fixed
+abstain answer is returned. So it is when the model says the
 sources do not hold the answer, or when what the answer adds to the question is not found in
 the sources (``generation.min_support``): then the streamed draft is replaced by the abstain
 answer, and ``Answer.abstain_reason`` says why.
@@ -27,6 +28,7 @@ from assistant.core.prompt import DEFAULT_TEMPLATE, PromptTemplate, fit_sources
 from assistant.core.protocols import Embedder, Generator, SparseEncoder, VectorStore
 from assistant.core.settings import GenerationSettings, RetrievalSettings
 from assistant.core.types import AbstainReason, Answer, Hit
+from assistant.relevance import is_off_topic
 
 MAX_QUESTION_CHARS = 2000
 RetrievalMode = Literal["hybrid", "dense"]
@@ -141,7 +143,7 @@ class QueryEngine:
         started = time.perf_counter()
         hits = self.retrieve(question, collection, top_k)
         timings = {"retrieve_s": time.perf_counter() - started}
-        if self._weak(hits):
+        if is_off_topic(question, hits, self.sparse, self.retrieval):
             yield Token(template.abstain_answer)
             timings["total_s"] = time.perf_counter() - started
             yield Done(self._abstain(template, question, hits, "weak_retrieval", adapter, timings))
@@ -216,7 +218,7 @@ class QueryEngine:
         prompts: dict[int, tuple[list[Hit], list[dict[str, str]]]] = {}
         for i, question in enumerate(questions):
             found = hits[i] if hits is not None else []
-            if hits is not None and self._weak(found):
+            if hits is not None and is_off_topic(question, found, self.sparse, self.retrieval):
                 answers[i] = self._abstain(template, question, found, "weak_retrieval", adapter, {})
             else:
                 prompts[i] = self._prompt(template, question, found)
@@ -288,10 +290,6 @@ class QueryEngine:
             limit=limit,
             candidates=max(self.retrieval.candidates, limit),
         )
-
-    def _weak(self, hits: list[Hit]) -> bool:
-        """Whether retrieval found nothing similar enough to answer from."""
-        return not hits or max(hit.similarity for hit in hits) < self.retrieval.min_similarity
 
     def _prompt(
         self, template: PromptTemplate, question: str, hits: list[Hit]

@@ -92,6 +92,18 @@ class RetrievalSettings(BaseModel):
     min_similarity: float = Field(
         0.2, description="Abstain when the best chunk's cosine similarity is below this."
     )
+    min_question_coverage: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Abstain when no chunk holds this share of the question's terms (stemmed, "
+        "stop words dropped), unless one is paraphrase_similarity similar; 0 turns it off.",
+    )
+    paraphrase_similarity: float = Field(
+        0.6,
+        description="A chunk at least this similar is answered from even when it shares few of "
+        "the question's words.",
+    )
 
 
 class GenerationSettings(BaseModel):

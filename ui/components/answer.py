@@ -9,7 +9,8 @@ from ui.components.citations import show_citations
 from ui.schemas import Answer
 
 ABSTAIN_REASONS: dict[str, str] = {
-    "weak_retrieval": "No passage in the collection is close enough to the question.",
+    "weak_retrieval": "No passage in the collection is about the question (too far in meaning, "
+    "or it holds too few of the question's words).",
     "model_declined": "The model found that the sources do not answer the question.",
     "unsupported": "The drafted answer was not supported by the sources, so it was withdrawn.",
 }

@@ -1,10 +1,10 @@
-"""``lorag adapters``: list, show, delete, promote, roll back, merge and bind adapters."""
+"""``lorag adapters``: list, show, delete, promote, roll back, merge, export and bind adapters."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.table import Table
@@ -15,6 +15,7 @@ from assistant.core.registry import AdapterRecord
 adapters_app = typer.Typer(help="Manage fine-tuned adapters.", no_args_is_help=True)
 
 RefArgument = Annotated[str, typer.Argument(help="NAME (the promoted version) or NAME@VERSION.")]
+ExportFormat = Literal["gguf"]
 HEADLINE_METRICS = ("eval_loss", "adapter_perplexity", "adapter_f1", "general_perplexity_ratio")
 
 
@@ -82,6 +83,23 @@ def adapters_merge(
     with runtime() as rt:
         folder = rt.registry.merge(ref, output, rt.settings)
     out.print(f"merged model written to {folder}")
+
+
+@adapters_app.command("export")
+def adapters_export(
+    ref: RefArgument,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The file to write.")],
+    format: Annotated[
+        ExportFormat, typer.Option("--format", help="gguf: a GGUF LoRA for llama.cpp / Ollama.")
+    ] = "gguf",
+) -> None:
+    """Write the adapter in another runtime's format, for use outside lorag."""
+    with runtime() as rt:
+        written = rt.registry.export(ref, output, rt.settings)
+    out.print(
+        f"{format} LoRA written to {written}: llama.cpp `--lora {written}` beside the base GGUF; "
+        f"Ollama `ADAPTER {written}` in a Modelfile"
+    )
 
 
 @adapters_app.command("bind")

@@ -415,6 +415,18 @@ class AdapterRegistry:
             raise
         return out_dir
 
+    def export(self, ref: str, out_file: Path, settings: Settings) -> Path:
+        """Write the adapter ``ref`` as a GGUF LoRA file (llama.cpp's and Ollama's adapter
+        format) at ``out_file``, which must not exist yet; ``out_file``."""
+        from assistant.core.models.lora_gguf import export_lora_gguf
+
+        record = self.get(ref)
+        check_base(record, settings)
+        out_file = out_file.expanduser()
+        if out_file.exists():
+            raise AdapterError(f"{str(out_file)!r} already exists: export to a new file")
+        return export_lora_gguf(record.adapter_dir, resolve_generator_path(settings), out_file)
+
     # ----------------------------------------------------------------------- internals
 
     def _versions(self, name: str) -> builtins.list[int]:

@@ -58,6 +58,15 @@ def test_finetune_register_list_show_promote_rollback_delete(
     assert (adapter_dir / "metrics.json").is_file() and (adapter_dir / "loss.png").is_file()
     assert not [p for p in adapter_dir.rglob("*") if p.suffix in {".bin", ".pt", ".pkl"}]
 
+    gguf_file = tmp_path / "ops.gguf"
+    exported = cli.invoke(app, ["adapters", "export", "ops@1", "-o", str(gguf_file)])
+    assert exported.exit_code == 0, exported.output
+    assert gguf_file.read_bytes()[:4] == b"GGUF" and "llama.cpp" in exported.output
+    refused = cli.invoke(app, ["adapters", "export", "ops@1", "-o", str(gguf_file)])
+    assert refused.exit_code == 1 and "already exists" in refused.output
+    wrong = cli.invoke(app, ["adapters", "export", "ops@1", "-o", "x.onnx", "--format", "onnx"])
+    assert wrong.exit_code == 2 and "onnx" in wrong.output
+
     assert cli.invoke(app, ["adapters", "promote", "ops@1"]).exit_code == 0
     assert cli.invoke(app, ["adapters", "promote", "ops@2"]).exit_code == 0
     rolled = cli.invoke(app, ["adapters", "rollback", "ops"])

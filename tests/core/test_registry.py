@@ -419,6 +419,48 @@ def test_a_qlora_adapter_is_merged_into_the_full_precision_base(
     check_merged(out, tiny_generator_dir, record.adapter_dir)
 
 
+def test_export_writes_the_adapter_as_a_gguf_lora(
+    registry: AdapterRegistry,
+    origin: TrainingOrigin,
+    runs: list[Path],
+    tiny_settings: Settings,
+    tmp_path: Path,
+) -> None:
+    import gguf
+    import numpy as np
+    from safetensors.numpy import load_file
+    from transformers.modeling_gguf_pytorch_utils import LlamaTensorProcessor
+
+    record = registry.register("support", runs[0], origin)
+    out = registry.export("support", tmp_path / "support.gguf", tiny_settings)
+    reader = gguf.GGUFReader(out)
+    fields = {name: field.contents() for name, field in reader.fields.items()}
+    assert fields["general.architecture"] == "llama"
+    assert fields["general.type"] == "adapter"
+    assert fields["adapter.type"] == "lora"
+    assert fields["adapter.lora.alpha"] == 8.0
+    exported = {t.name: np.asarray(t.data) for t in reader.tensors}
+    peft = load_file(str(record.adapter_dir / "adapter_model.safetensors"))
+    assert len(exported) == len(peft) == 8  # q and v of 2 layers, A and B each
+    config = json.loads((Path(tiny_settings.generator.model) / "config.json").read_text())
+    # transformers' own GGUF reader undoes llama.cpp's q/k row order: an independent check of it
+    unpermute = LlamaTensorProcessor(config)
+    for layer in range(2):
+        for hf, name in (("q_proj", "attn_q"), ("v_proj", "attn_v")):
+            prefix = f"base_model.model.model.layers.{layer}.self_attn.{hf}"
+            a = exported[f"blk.{layer}.{name}.weight.lora_a"]
+            b = exported[f"blk.{layer}.{name}.weight.lora_b"]
+            np.testing.assert_array_equal(a, peft[f"{prefix}.lora_A.weight"])
+            b = unpermute.process(b, f"blk.{layer}.{name}.weight").weights
+            np.testing.assert_array_equal(b, peft[f"{prefix}.lora_B.weight"])
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".export-")]
+
+    with pytest.raises(AdapterError, match="already exists"):
+        registry.export("support", out, tiny_settings)
+    with pytest.raises(AdapterError, match="unknown adapter"):
+        registry.export("nobody", tmp_path / "nobody.gguf", tiny_settings)
+
+
 def test_a_registered_adapter_loads_into_the_generator(
     registry: AdapterRegistry, origin: TrainingOrigin, runs: list[Path], tiny_settings: Settings
 ) -> None:

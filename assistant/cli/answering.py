@@ -10,7 +10,7 @@ import typer
 
 from assistant.cli.common import AdapterOption, CollectionOption, collection_name, out, runtime
 from assistant.core.errors import CollectionNotFoundError
-from assistant.core.types import Answer
+from assistant.core.types import Answer, Citation
 
 WITHDRAWN = {
     "model_declined": "the model found no answer in the sources",
@@ -26,14 +26,19 @@ def print_answer(answer: Answer) -> None:
     if answer.abstained and answer.sources:
         out.print("[dim]The closest passages found:[/dim]")
     for citation in answer.sources if answer.abstained else answer.citations:
-        place = citation.title
-        if citation.page is not None:
-            place += f", page {citation.page}"
-        if citation.heading:
-            place += f", {citation.heading}"
-        out.print(f"  [{citation.n}] {place} — {citation.source}", highlight=False)
+        out.print(f"  [{citation.n}] {place_of(citation)} — {citation.source}", highlight=False)
         if answer.abstained:
             out.print(f"      {citation.snippet}", highlight=False, markup=False)
+
+
+def place_of(citation: Citation) -> str:
+    """The title, page and heading of a citation; a heading path that starts with the title
+    ("Guide > Deleting") stands for both."""
+    heading = citation.heading or ""
+    parts = [] if heading.startswith(citation.title) else [citation.title]
+    parts += [f"page {citation.page}"] if citation.page is not None else []
+    parts += [heading] if heading else []
+    return ", ".join(parts)
 
 
 def ask(

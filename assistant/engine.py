@@ -3,10 +3,10 @@
 ``QueryEngine.stream`` yields the answer's text as it is generated (``Token``) and ends with the
 whole ``Answer`` (``Done``); ``ask`` is the same without streaming. When retrieval is weak or
 off the question's topic (:mod:`assistant.relevance`) the model is not called and the fixed
-abstain answer is returned. So it is when the model says the
-sources do not hold the answer, or when what the answer adds to the question is not found in
-the sources (``generation.min_support``): then the streamed draft is replaced by the abstain
-answer, and ``Answer.abstain_reason`` says why.
+abstain answer is returned. So it is when the model says the sources do not hold the answer, or
+when what the answer adds to the question is not found in the sources
+(``generation.min_support``): then the streamed draft is replaced by the abstain answer, and
+``Answer.abstain_reason`` says why.
 
 ``ask_batch`` answers many questions at once (their embeddings in one batch, their answers in one
 generation batch); both paths turn the generated text into an ``Answer`` with ``answer_from``.

@@ -54,9 +54,8 @@ def answer_contains(prediction: str, answers: Sequence[str]) -> float:
     """1.0 when a normalised expected answer appears whole (as words) in the normalised
     prediction: the score for answers that must hold a command, a setting or a figure."""
     predicted = f" {normalize_answer(prediction)} "
-    return float(
-        any(normalize_answer(a) and f" {normalize_answer(a)} " in predicted for a in answers)
-    )
+    expected = [normalize_answer(a) for a in answers]
+    return float(any(a and f" {a} " in predicted for a in expected))
 
 
 def source_matches(source: str, expected: str) -> bool:

@@ -42,8 +42,8 @@ def export_lora_gguf(adapter_dir: Path, base_dir: Path, out_file: Path) -> Path:
     ``config.json`` is read) as a GGUF LoRA file at ``out_file``; ``out_file``.
 
     Refused with :class:`AdapterError`: an architecture or adapted layer llama.cpp's format has
-    no name for, DoRA or rank-stabilised adapters (their scale is not alpha / rank), an adapter
-    whose layer count does not match the base's.
+    no name for (a layer number beyond the base's included), DoRA or rank-stabilised adapters
+    (their scale is not alpha / rank).
     """
     import gguf
     from safetensors.numpy import load_file

@@ -14,6 +14,7 @@ generation batch); both paths turn the generated text into an ``Answer`` with ``
 
 from __future__ import annotations
 
+import copy
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -98,6 +99,13 @@ class QueryEngine:
         self.generation = generation
         self.template = template
         self.templates: dict[str, PromptTemplate] = {}
+
+    def with_generator(self, generator: Generator) -> QueryEngine:
+        """This engine (same store, retrieval and templates) answering with ``generator``."""
+        twin = copy.copy(self)
+        twin.generator = generator
+        twin.templates = dict(self.templates)
+        return twin
 
     def template_for(self, adapter: str | None) -> PromptTemplate:
         """The prompt template an adapter was trained with; the engine's own for the base."""

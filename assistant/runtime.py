@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from assistant.core.errors import AdapterError
 from assistant.core.prompt import load_template
-from assistant.core.registry import AdapterRegistry, check_base
+from assistant.core.registry import AdapterRegistry, check_base, check_lora_gguf
 from assistant.core.settings import Settings
 
 if TYPE_CHECKING:
@@ -106,6 +106,7 @@ class Runtime:
             key, template = folder.resolve().name, load_template(folder)
         else:
             check_base(record, self.settings)
+            check_lora_gguf(record)
             folder, key, template = record.adapter_dir, record.key, record.template()
         if key not in self.generator.adapters:
             self.generator.load_adapter(str(folder), key)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +25,7 @@ from assistant.runtime import Runtime
 if TYPE_CHECKING:
     from assistant.core.models import HFGenerator
     from assistant.core.registry import AdapterRecord
+    from assistant.engine import QueryEngine
     from finetune.config import TrainConfig
     from finetune.synth import SynthReport
     from finetune.trainer import Progress, TrainResult
@@ -129,7 +130,7 @@ def train_adapter(
 
     result = run_finetune(runtime.settings, config, data, run_dir, plan.resume, progress)
     if plan.from_collection is not None:
-        result = _with_answer_f1(runtime, plan.from_collection, config, data, result)
+        result = _with_held_out_checks(runtime, plan.from_collection, config, data, result)
     origin = TrainingOrigin.of(
         runtime.settings,
         method=config.method,
@@ -151,21 +152,23 @@ def _teacher(runtime: Runtime, model: str | None) -> HFGenerator | None:
 
 
 EVAL_BATCH = 8
-"""Held-out questions answered together when :func:`_with_answer_f1` scores an adapter."""
+"""Held-out questions answered together when :func:`_with_held_out_checks` scores an adapter."""
 
 _MARKER = re.compile(r"\s*\[\d+\]")
 
 
-def _with_answer_f1(
+def _with_held_out_checks(
     runtime: Runtime, collection: str, config: TrainConfig, data: Path, result: TrainResult
 ) -> TrainResult:
-    """``result`` with held-out answer token-F1, base vs adapter, in its evaluation (and in the
-    run's ``metrics.json``).
+    """``result`` with two checks on the held-out questions in its evaluation (and in the run's
+    ``metrics.json``): ``answer_f1``, base vs adapter, and ``llamacpp_parity``, the adapter on
+    llama.cpp vs on transformers + PEFT.
 
     The held-out questions (the run's seeded eval split, abstain examples left out) go through
     the whole engine, hybrid retrieval from ``collection`` included, once on the base model and
-    once with the new adapter attached under a temporary name; ``[n]`` markers are dropped from
-    answers and references before scoring.
+    once with the new adapter attached under a temporary name (on transformers: the run folder
+    holds no GGUF LoRA yet); ``[n]`` markers are dropped from answers and references before
+    scoring. Then :func:`_llamacpp_parity` answers them again on llama.cpp.
     """
     from finetune.data import load_examples, split_examples
     from finetune.evaluate import token_f1
@@ -180,20 +183,87 @@ def _with_answer_f1(
     key = f"~heldout-{result.run_dir.name}"
     runtime.generator.load_adapter(str(result.adapter_dir), key)
     try:
-        scores = {}
-        for label, adapter in (("base", None), ("adapter", key)):
-            texts = [
-                answer.text
-                for start in range(0, len(questions), EVAL_BATCH)
-                for answer in runtime.engine.ask_batch(
-                    questions[start : start + EVAL_BATCH], collection, adapter
-                )
-            ]
-            f1 = [token_f1(_MARKER.sub("", t), [r]) for t, r in zip(texts, references, strict=True)]
-            scores[label] = sum(f1) / len(f1)
+        texts = {
+            label: _answers(runtime.engine, questions, collection, adapter)
+            for label, adapter in (("base", None), ("adapter", key))
+        }
     finally:
         runtime.generator.unload_adapter(key)
+    scores = {
+        label: _mean(token_f1(text, [ref]) for text, ref in zip(answers, references, strict=True))
+        for label, answers in texts.items()
+    }
+    parity = _llamacpp_parity(runtime, questions, collection, texts["adapter"], result)
     answer_f1 = {"questions": len(pairs), "collection": collection, **scores}
-    result = replace(result, evaluation={**(result.evaluation or {}), "answer_f1": answer_f1})
+    evaluation = {**(result.evaluation or {}), "answer_f1": answer_f1, "llamacpp_parity": parity}
+    result = replace(result, evaluation=evaluation)
     write_json(result.run_dir / "metrics.json", result.metrics())
     return result
+
+
+def _llamacpp_parity(
+    runtime: Runtime,
+    questions: list[str],
+    collection: str,
+    reference: list[str],
+    result: TrainResult,
+) -> dict[str, object]:
+    """Export the adapter as a GGUF LoRA file into its folder, answer ``questions`` with it on
+    mainline llama.cpp, and compare with its answers on transformers (``reference``): mean
+    token F1 between the two and the share of identical answers. The file stays (and so the
+    adapter is served on llama.cpp, :mod:`assistant.core.models.routed_generator`) only when the
+    F1 reaches ``generator.lora_parity_min_f1``; the record says why when it does not."""
+    from assistant.core.models import resolve_generator_path
+    from assistant.core.models.generators import load_llamacpp_adapters_generator
+    from assistant.core.models.lora_gguf import LORA_GGUF, export_lora_gguf
+    from finetune.evaluate import token_f1
+
+    settings = runtime.settings
+    threshold = settings.generator.lora_parity_min_f1
+    lora = result.adapter_dir / LORA_GGUF
+    try:
+        export_lora_gguf(result.adapter_dir, resolve_generator_path(settings), lora)
+        fast = load_llamacpp_adapters_generator(settings)
+    except LoragError as unavailable:
+        lora.unlink(missing_ok=True)
+        return {"checked": False, "served_on_llamacpp": False, "reason": str(unavailable)}
+    key = f"~parity-{result.run_dir.name}"
+    try:
+        fast.load_adapter(str(result.adapter_dir), key)
+        answers = _answers(runtime.engine.with_generator(fast), questions, collection, key)
+    except BaseException:
+        lora.unlink(missing_ok=True)
+        raise
+    finally:
+        fast.close()
+    f1 = _mean(token_f1(a, [r]) for a, r in zip(answers, reference, strict=True) if r or a)
+    identical = _mean(
+        float(a.strip() == r.strip()) for a, r in zip(answers, reference, strict=True)
+    )
+    passed = f1 >= threshold
+    if not passed:
+        lora.unlink()
+    return {
+        "checked": True,
+        "questions": len(questions),
+        "token_f1": round(f1, 4),
+        "identical_share": round(identical, 4),
+        "min_token_f1": threshold,
+        "served_on_llamacpp": passed,
+    }
+
+
+def _answers(
+    engine: QueryEngine, questions: list[str], collection: str, adapter: str | None
+) -> list[str]:
+    """The engine's answers to ``questions``, ``[n]`` markers dropped, in batches."""
+    return [
+        _MARKER.sub("", answer.text)
+        for start in range(0, len(questions), EVAL_BATCH)
+        for answer in engine.ask_batch(questions[start : start + EVAL_BATCH], collection, adapter)
+    ]
+
+
+def _mean(values: Iterable[float]) -> float:
+    listed = list(values)
+    return sum(listed) / len(listed) if listed else 1.0

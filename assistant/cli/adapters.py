@@ -31,13 +31,15 @@ def adapters_list() -> None:
     """Every registered adapter version."""
     with runtime() as rt:
         records = rt.registry.list()
-    table = Table("adapter", "status", "method", "base model", "created", "metrics")
+        routed = rt.settings.generator.backend == "auto"  # only auto sends adapters to llama.cpp
+    table = Table("adapter", "status", "method", "base model", "answers on", "created", "metrics")
     for record in records:
         table.add_row(
             record.ref,
             record.status,
             record.method,
             record.base_model,
+            "llama.cpp" if routed and record.lora_gguf_sha256 else "transformers",
             record.created,
             _metrics(record),
         )

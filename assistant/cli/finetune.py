@@ -111,3 +111,19 @@ def finetune(
         f"registered {record.ref}: {result.steps} steps, final loss {result.final_loss:.3f}, "
         f"{result.tokens_per_second:.0f} tokens/s → {record.adapter_dir}"
     )
+    parity = (result.evaluation or {}).get("llamacpp_parity")
+    if parity is not None:
+        out.print(_parity_line(parity))
+
+
+def _parity_line(parity: dict[str, object]) -> str:
+    """Where the new adapter will answer, and why (its llama.cpp parity check)."""
+    if not parity["checked"]:
+        return f"answers on transformers (no llama.cpp parity check: {parity['reason']})"
+    figures = (
+        f"token F1 {parity['token_f1']:.3f} with its transformers answers, "
+        f"{parity['identical_share']:.0%} identical, on {parity['questions']} held-out questions"
+    )
+    if parity["served_on_llamacpp"]:
+        return f"answers on llama.cpp: {figures}"
+    return f"answers on transformers: on llama.cpp {figures} (below {parity['min_token_f1']})"

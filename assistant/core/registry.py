@@ -13,6 +13,7 @@ Layout under ``settings.data_dir / "adapters"``::
           prompt_template.json
           metrics.json
           loss.png
+          adapter.gguf              its GGUF LoRA file, when it passed its llama.cpp parity check
           manifest.json             what the adapter is: see :class:`AdapterRecord`
 
 A version is written to a temporary folder and renamed into place, so a failed registration
@@ -43,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 from assistant.core.errors import AdapterError
 from assistant.core.files import read_json_object, write_json
 from assistant.core.models import (
+    LORA_GGUF,
     HFGenerator,
     check_adapter_folder,
     load_causal_lm,
@@ -126,6 +128,10 @@ class AdapterRecord:
     created: str
     status: Status
     metrics: dict[str, Any] = field(default_factory=dict)
+    lora_gguf_sha256: str | None = None
+    """The sha256 of the version's ``adapter.gguf`` (its GGUF LoRA file, kept only when the
+    adapter passed its llama.cpp parity check); ``None``: it has none and answers on
+    transformers."""
 
     @property
     def ref(self) -> str:
@@ -235,6 +241,7 @@ class AdapterRegistry:
             created=datetime.now(UTC).isoformat(timespec="seconds"),
             status="candidate",
             metrics=metrics,
+            lora_gguf_sha256=_sha256(adapter_src / LORA_GGUF),
         )
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
@@ -542,6 +549,28 @@ def _points_into(bound: str, name: str, version: int | None) -> bool:
     ``None``) or exactly ``name@version``."""
     bound_name, bound_version = parse_ref(bound)
     return bound_name == name and (version is None or bound_version == version)
+
+
+def _sha256(path: Path) -> str | None:
+    """The sha256 of the file at ``path``, or ``None`` when there is none."""
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_lora_gguf(record: AdapterRecord) -> None:
+    """Refuse a version whose ``adapter.gguf`` is not the file its manifest recorded."""
+    found = _sha256(record.adapter_dir / LORA_GGUF)
+    if found != record.lora_gguf_sha256:
+        raise AdapterError(
+            f"adapter {record.ref}: {LORA_GGUF} does not match its manifest (sha256 "
+            f"{found or 'missing'}, recorded {record.lora_gguf_sha256 or 'none'}); register it "
+            "again or delete the file"
+        )
 
 
 def _read_run_json(path: Path) -> dict[str, Any]:

@@ -61,9 +61,16 @@ class GeneratorSettings(BaseModel):
     backend: GeneratorBackend = Field(
         "auto",
         description="Serving runtime: 'transformers' (torch; the training-parity reference), "
-        "'llamacpp' (a prebuilt llama.cpp on the model's GGUF; base model only) or 'auto' "
-        "(llama.cpp for the base when the model has a GGUF it runs right, transformers for "
-        "adapters and otherwise).",
+        "'llamacpp' (prebuilt ik_llama.cpp on the model's GGUF; base model only) or 'auto' "
+        "(ik_llama.cpp for the base when the model has a GGUF it runs right; adapters on "
+        "mainline llama.cpp when they passed their parity check, else on transformers).",
+    )
+    lora_parity_min_f1: float = Field(
+        0.8,
+        ge=0.0,
+        le=1.0,
+        description="A new adapter is served on llama.cpp only when its held-out answers there "
+        "match its answers on transformers + PEFT by this mean token F1.",
     )
     gguf: Path | None = Field(
         None,
@@ -87,7 +94,7 @@ class ChunkingSettings(BaseModel):
 
 
 class RetrievalSettings(BaseModel):
-    top_k: int = Field(4, ge=1, description="Chunks put into the prompt.")
+    top_k: int = Field(3, ge=1, description="Chunks put into the prompt.")
     candidates: int = Field(30, ge=1, description="Candidates per retriever before RRF fusion.")
     min_similarity: float = Field(
         0.2, description="Abstain when the best chunk's cosine similarity is below this."

@@ -158,9 +158,15 @@ def test_finetune_from_a_collection_scores_held_out_answers_with_retrieval(
     result = cli.invoke(app, [*args, *TRAIN])
     assert result.exit_code == 0, result.output
     assert dataset.is_file() and "registered kbft@1" in result.output
+    assert "answers on transformers (no llama.cpp parity check" in result.output
 
     shown = json.loads(cli.invoke(app, ["adapters", "show", "kbft"]).stdout)
     metrics = json.loads((Path(shown["path"]) / "metrics.json").read_text())
     scores = metrics["evaluation"]["answer_f1"]
     assert scores["collection"] == "kb" and scores["questions"] >= 1
     assert 0.0 <= scores["base"] <= 1.0 and 0.0 <= scores["adapter"] <= 1.0
+    # the tiny model has no GGUF, so there is no llama.cpp to check it on: said, not faked
+    parity = metrics["evaluation"]["llamacpp_parity"]
+    assert parity["checked"] is False and parity["served_on_llamacpp"] is False
+    assert "GGUF" in parity["reason"]
+    assert shown["lora_gguf_sha256"] is None and not (Path(shown["path"]) / "adapter.gguf").exists()

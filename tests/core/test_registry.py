@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from assistant.core.errors import AdapterError, ConfigError
-from assistant.core.models import PICKLE_SUFFIXES, load_generator
+from assistant.core.models import LORA_GGUF, PICKLE_SUFFIXES, load_generator
 from assistant.core.prompt import DEFAULT_TEMPLATE
 from assistant.core.registry import (
     BASE_HASHES,
@@ -23,6 +23,7 @@ from assistant.core.registry import (
     TrainingOrigin,
     base_model_hash,
     check_base,
+    check_lora_gguf,
 )
 from assistant.core.settings import GeneratorSettings, Settings
 from tests.core.test_models import QUESTION, make_lora
@@ -114,6 +115,7 @@ def test_register_copies_the_run_into_version_1(
         "created": record.created,
         "status": "candidate",
         "metrics": {"eval_loss": 1.0},
+        "lora_gguf_sha256": None,
     }
     assert registry.list() == [record]
     assert not [p for p in registry.root.iterdir() if p.name.startswith(".")]  # no staging left
@@ -478,3 +480,33 @@ def test_a_registered_adapter_loads_into_the_generator(
     }
     assert base_answer not in answers.values()
     assert answers[first.key] != answers[dotted.key]
+
+
+def test_a_checked_gguf_lora_file_is_kept_with_its_hash_and_a_changed_one_refused(
+    registry: AdapterRegistry,
+    origin: TrainingOrigin,
+    runs: list[Path],
+    tiny_settings: Settings,
+) -> None:
+    import hashlib
+
+    from assistant.core.models.lora_gguf import export_lora_gguf
+
+    lora = export_lora_gguf(
+        runs[0] / "adapter", Path(tiny_settings.generator.model), runs[0] / "adapter" / LORA_GGUF
+    )
+    checked = registry.register("support", runs[0], origin)
+    assert (checked.adapter_dir / LORA_GGUF).read_bytes() == lora.read_bytes()
+    assert checked.lora_gguf_sha256 == hashlib.sha256(lora.read_bytes()).hexdigest()
+    assert registry.get("support").lora_gguf_sha256 == checked.lora_gguf_sha256
+    check_lora_gguf(checked)
+    unchecked = registry.register("legal", runs[1], origin)  # its run kept no GGUF LoRA
+    assert unchecked.lora_gguf_sha256 is None
+    check_lora_gguf(unchecked)
+
+    (checked.adapter_dir / LORA_GGUF).write_bytes(b"GGUF but not the exported one")
+    with pytest.raises(AdapterError, match="does not match its manifest"):
+        check_lora_gguf(checked)
+    (unchecked.adapter_dir / LORA_GGUF).write_bytes(b"GGUF dropped in by hand")
+    with pytest.raises(AdapterError, match="recorded none"):
+        check_lora_gguf(unchecked)

@@ -1,5 +1,7 @@
 """The ``auto`` back end's router on real tiny generators: the base model answers on the base
-back end, and the adapters' back end is loaded once, only when an adapter is first attached."""
+back end; an adapters' back end is loaded once, only when an adapter first needs it; an adapter
+with a GGUF LoRA file (it passed its parity check) goes to llama.cpp, any other to
+transformers."""
 
 from __future__ import annotations
 
@@ -7,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from assistant.core.errors import AdapterError
-from assistant.core.models import load_generator
+from assistant.core.errors import AdapterError, ModelNotFoundError
+from assistant.core.models import LORA_GGUF, load_generator
+from assistant.core.models.lora_gguf import export_lora_gguf
 from assistant.core.models.routed_generator import RoutedGenerator
 from assistant.core.protocols import Generator
 from assistant.core.settings import Settings
@@ -43,3 +46,50 @@ def test_base_questions_never_load_the_adapters_back_end(
     assert routed.adapters == ["lora"]
     with pytest.raises(AdapterError, match="other"):
         routed.generate(CHAT, 8, adapter="other")
+
+
+def test_an_adapter_with_a_gguf_lora_file_answers_on_the_llamacpp_back_end(
+    tiny_settings: Settings, tiny_generator_dir: Path, tmp_path: Path
+) -> None:
+    # Two real tiny generators stand in for the two adapters' back ends: what is tested here
+    # is which one each adapter is sent to (tests/core/test_llamacpp.py runs the real runtime).
+    checked = make_lora(tiny_generator_dir, tmp_path / "checked", seed=1)
+    export_lora_gguf(checked, tiny_generator_dir, checked / LORA_GGUF)
+    unchecked = make_lora(tiny_generator_dir, tmp_path / "unchecked", seed=2)
+    backends = {
+        "transformers": load_generator(tiny_settings),
+        "llamacpp": load_generator(tiny_settings),
+    }
+    routed = RoutedGenerator(
+        load_generator(tiny_settings),
+        load_transformers=lambda: backends["transformers"],
+        load_llamacpp=lambda: backends["llamacpp"],
+    )
+    routed.load_adapter(str(checked), "checked")
+    routed.load_adapter(str(unchecked), "unchecked")
+    assert routed.backend_of("checked") == "llamacpp"
+    assert routed.backend_of("unchecked") == "transformers"
+    assert backends["llamacpp"].adapters == ["checked"]
+    assert backends["transformers"].adapters == ["unchecked"]
+    assert routed.generate(CHAT, 8, adapter="checked") == backends["llamacpp"].generate(
+        CHAT, 8, adapter="checked"
+    )
+    with pytest.raises(AdapterError, match="already loaded"):
+        routed.load_adapter(str(unchecked), "checked")
+
+
+def test_without_the_llamacpp_runtime_every_adapter_answers_on_transformers(
+    tiny_settings: Settings, tiny_generator_dir: Path, tmp_path: Path
+) -> None:
+    checked = make_lora(tiny_generator_dir, tmp_path / "checked", seed=1)
+    export_lora_gguf(checked, tiny_generator_dir, checked / LORA_GGUF)
+    transformers = load_generator(tiny_settings)
+
+    def runtime_missing() -> Generator:
+        raise ModelNotFoundError("LoRA adapters on llama.cpp need its runtime: pip install ...")
+
+    routed = RoutedGenerator(
+        load_generator(tiny_settings), lambda: transformers, load_llamacpp=runtime_missing
+    )
+    routed.load_adapter(str(checked), "checked")
+    assert routed.backend_of("checked") == "transformers" and transformers.adapters == ["checked"]

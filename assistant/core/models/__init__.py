@@ -9,7 +9,10 @@ and chat template they use cannot drift apart. One module per job:
 - :mod:`.embedder` — the sentence-transformers embedder;
 - :mod:`.generators` — the one place the serving back end is picked (``generator.backend``);
 - :mod:`.hf_generator` — the transformers generator back end with PEFT adapters;
-- :mod:`.llamacpp_generator` — the llama.cpp back end (the base model; adapters not yet);
+- :mod:`.llamacpp_generator` — the llama.cpp back end, over one of two runtimes:
+  :mod:`.llama_ik` (ik_llama.cpp, the base model) and :mod:`.llama_mainline` (with LoRA);
+- :mod:`.routed_generator` — ``auto``: the base and each adapter on the back end that fits it;
+- :mod:`.lora_gguf` — PEFT adapters written as GGUF LoRA files;
 - :mod:`.adapter_folder` — what an adapter folder must hold to be loaded.
 
 Nothing heavy is imported at module import time: torch, transformers, peft and
@@ -32,6 +35,7 @@ from assistant.core.models.hf_generator import (
     load_generator,
     plain_prompt,
 )
+from assistant.core.models.lora_gguf import LORA_GGUF
 from assistant.core.models.sources import (
     PACKAGED_GENERATORS,
     PackagedGGUF,
@@ -44,6 +48,7 @@ __all__ = [
     "BACKENDS",
     "BNB_HUB_KERNEL_LOGGER",
     "CONVERSION_MARKER",
+    "LORA_GGUF",
     "PACKAGED_GENERATORS",
     "PICKLE_SUFFIXES",
     "HFGenerator",

@@ -1,11 +1,11 @@
 """The one place a serving generator's back end is picked: ``generator.backend`` → a loader.
 
 Training always loads the transformers model (:func:`load_causal_lm`); serving may run the same
-weights on llama.cpp. Both read the same tokenizer and chat template, and adapters trained with
-PEFT attach to the transformers back end (the llama.cpp one serves the base model only, for now).
-``auto`` (the default) answers for the base on llama.cpp when the model has a GGUF that runtime
-computes right, and for adapters on transformers (:mod:`.routed_generator`); otherwise it is
-plain ``transformers``.
+weights on llama.cpp. All back ends read the same tokenizer and chat template. ``llamacpp``
+serves the base model on ik_llama.cpp; ``auto`` (the default) does too when the model has a GGUF
+that runtime computes right, and sends adapters to mainline llama.cpp (those that passed their
+parity check) or to transformers + PEFT (:mod:`.routed_generator`); otherwise it is plain
+``transformers``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assistant.core.models.devices import configure_threads
 from assistant.core.models.hf_generator import eos_token_ids, load_generator
@@ -20,29 +21,54 @@ from assistant.core.models.sources import PACKAGED_GENERATORS, model_not_found
 from assistant.core.protocols import Generator
 from assistant.core.settings import GeneratorBackend, Settings
 
+if TYPE_CHECKING:
+    from assistant.core.models.llamacpp_generator import LlamaCppGenerator, LlamaRuntime
+
 logger = logging.getLogger(__name__)
 
 
 def load_llamacpp_generator(settings: Settings) -> Generator:
-    """The llama.cpp back end over the GGUF of ``generator.model`` (or ``generator.gguf``)."""
+    """The llama.cpp back end over the GGUF of ``generator.model`` (or ``generator.gguf``), on
+    ik_llama.cpp; it serves the base model only (see :mod:`.llama_ik`)."""
+    from assistant.core.models.llama_ik import IkLlama
+
+    return _llamacpp_generator(settings, IkLlama, with_adapters=False)
+
+
+def load_llamacpp_adapters_generator(settings: Settings) -> LlamaCppGenerator:
+    """The llama.cpp back end on mainline llama.cpp, which applies LoRA adapters: each PEFT
+    adapter is served through its GGUF LoRA file (:func:`.lora_gguf.lora_file_for`)."""
+    from assistant.core.models.llama_mainline import MainlineLlama
+
+    return _llamacpp_generator(settings, MainlineLlama, with_adapters=True)
+
+
+def _llamacpp_generator(
+    settings: Settings, runtime: Callable[..., LlamaRuntime], *, with_adapters: bool
+) -> LlamaCppGenerator:
     from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
     from assistant.core.models.llamacpp_generator import LlamaCppGenerator
+    from assistant.core.models.lora_gguf import lora_file_for
     from assistant.core.models.sources import resolve_generator_path
 
-    spec = settings.generator
     gguf = _gguf_file(settings)
     folder = resolve_generator_path(settings)  # the tokenizer and chat template training uses
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     eos = GenerationConfig.from_pretrained(folder, local_files_only=True).eos_token_id
     trained = int(AutoConfig.from_pretrained(folder, local_files_only=True).max_position_embeddings)
+    context_window = min(trained, settings.generation.context_tokens + 512)
+    exports = settings.cache_dir / "lora-gguf"
     return LlamaCppGenerator(
-        gguf,
+        runtime(gguf, context_window=context_window, threads=configure_threads(settings)),
         tokenizer,
-        spec.model,
-        threads=configure_threads(settings),
-        context_window=min(trained, settings.generation.context_tokens + 512),
+        settings.generator.model,
+        gguf=gguf,
+        context_window=context_window,
         eos_ids=eos_token_ids(eos, tokenizer),
+        lora_file=(lambda adapter: lora_file_for(adapter, folder, exports))
+        if with_adapters
+        else None,
     )
 
 
@@ -65,8 +91,9 @@ def _gguf_file(settings: Settings) -> Path:
 
 
 def load_auto_generator(settings: Settings) -> Generator:
-    """llama.cpp for the base and transformers for adapters, or transformers alone when the
-    model has no GGUF, the runtime is not installed, or it refuses the GGUF."""
+    """ik_llama.cpp for the base, mainline llama.cpp or transformers for adapters
+    (:mod:`.routed_generator`), or transformers alone when the model has no GGUF, the runtime
+    is not installed, or it refuses the GGUF."""
     from assistant.core.errors import ModelNotFoundError
     from assistant.core.models.routed_generator import RoutedGenerator
 
@@ -77,7 +104,11 @@ def load_auto_generator(settings: Settings) -> Generator:
             raise  # a GGUF named on purpose must load, or say why
         logger.info("answering on transformers: %s", refused)
         return load_generator(settings)
-    return RoutedGenerator(fast, lambda: load_generator(settings))
+    return RoutedGenerator(
+        fast,
+        load_transformers=lambda: load_generator(settings),
+        load_llamacpp=lambda: load_llamacpp_adapters_generator(settings),
+    )
 
 
 BACKENDS: dict[GeneratorBackend, Callable[[Settings], Generator]] = {

@@ -14,10 +14,13 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from assistant.core.models.devices import quiet_loading
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +102,16 @@ def ensure_converted(gguf: Path, target: Path, convert: Converter | None = None)
 
 def convert_gguf(gguf: Path, out: Path) -> None:
     """Load ``gguf`` de-quantised to float32 and save it as a plain safetensors model folder."""
+    from unittest import mock
+
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, modeling_gguf_pytorch_utils
 
     folder, name = str(gguf.parent), gguf.name
-    # One line of progress (the warning above), not a wall of bars.
-    with quiet_loading():
+    # One line of progress (the warning above), not a wall of bars: transformers' GGUF reader
+    # draws its own tqdm bar (one update per tensor), outside its progress-bar switch.
+    silent = mock.patch.object(modeling_gguf_pytorch_utils, "tqdm", _no_bar)
+    with quiet_loading(), silent:
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
         packed = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
         config = packed.config
@@ -114,3 +121,7 @@ def convert_gguf(gguf: Path, out: Path) -> None:
         model.generation_config = packed.generation_config
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
+
+
+def _no_bar(iterable: Iterable[T], **_: object) -> Iterable[T]:
+    return iterable

@@ -1,27 +1,25 @@
 """The llama.cpp generator back end: a GGUF base model in-process, nothing compiled.
 
-It runs through ``ik-llama-cpp-python`` (a prebuilt ik_llama.cpp, a llama.cpp fork tuned for
-CPUs; a manylinux_2_28 wheel, so glibc 2.28 is enough), calling its C API with ctypes. The
-prompt is rendered and tokenized by the base's transformers tokenizer (the converted folder's),
-exactly as the transformers back end and training do, and the token ids are fed to llama.cpp:
-both back ends see the same ids. Greedy decoding reads the logits with numpy (the package's own
-sampler walks the whole vocabulary in Python for every token).
+The model runs on one of two prebuilt runtimes behind the same small interface
+(:class:`LlamaRuntime`): ik_llama.cpp (:mod:`.llama_ik`, the fastest here for the base model)
+or mainline llama.cpp (:mod:`.llama_mainline`, which also applies LoRA adapters). The prompt
+is rendered and tokenized by the base's transformers tokenizer (the converted folder's), exactly
+as the transformers back end and training do, and the token ids are fed to llama.cpp: both back
+ends see the same ids. Greedy decoding reads the logits with numpy.
 
-Adapters are refused here for now: with PEFT LoRAs exported to GGUF LoRA files, this runtime's
-logit shifts did not follow transformers+PEFT's (cosine 0.4-0.96 between the two shifts, 1.2-2.5x
-their size, none at all on ``o_proj``), so an adapter would answer differently than it was
-evaluated. Serve adapters with ``generator.backend = 'transformers'``.
-One generation runs at a time (a lock); ``generate_batch`` answers its chats one after another.
+An adapter is a PEFT folder; what llama.cpp loads is its GGUF LoRA file: ``adapter.gguf`` in the
+folder (the registry writes it there when the adapter passed its parity check), else one
+exported once into the cache. One generation runs at a time (a lock); ``generate_batch``
+answers its chats one after another.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -31,61 +29,59 @@ from assistant.core.models.hf_generator import count_text_tokens, is_looping, re
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-INSTALL_HINT = "pip install ik-llama-cpp-python==0.1.5"
 PROBE = "Say hello."
 logger = logging.getLogger(__name__)
-_LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 
 
-@_LOG_CALLBACK
-def _to_logger(level: int, text: bytes | None, user_data: int | None) -> None:
-    """llama.cpp's own log lines (a hundred per model load) go to Python's log at debug level,
-    not to the user's terminal."""
-    if text:
-        logger.debug("%s", text.decode("utf-8", "replace").rstrip())
+class LlamaRuntime(Protocol):
+    """One model and context of a llama.cpp build (see :mod:`.llama_ik`, :mod:`.llama_mainline`)."""
 
+    n_vocab: int
 
-def _api() -> Any:
-    """The ctypes API of the prebuilt library."""
-    try:
-        from ik_llama_cpp import _ctypes_api as api
-    except ImportError as exc:
-        raise ModelNotFoundError(
-            f"generator.backend = 'llamacpp' needs the llama.cpp runtime: {INSTALL_HINT}"
-        ) from exc
-    api._lib.llama_log_set(_to_logger, None)
-    return api
+    @property
+    def adapters(self) -> list[str]: ...
+
+    def is_end(self, token: int) -> bool: ...
+
+    def load_adapter(self, gguf: Path, name: str) -> None: ...
+
+    def unload_adapter(self, name: str) -> None: ...
+
+    def use(self, name: str | None) -> None:
+        """Apply the loaded adapter ``name``, or none (the base model)."""
+
+    def clear(self) -> None:
+        """Forget every position fed so far."""
+
+    def decode(self, tokens: list[int]) -> np.ndarray:
+        """Feed ``tokens`` after the ones already fed; the last one's logits."""
+
+    def close(self) -> None:
+        """Free the model, its context and its adapters."""
 
 
 class LlamaCppGenerator:
-    """The :class:`~assistant.core.protocols.Generator` over llama.cpp (see the module doc)."""
+    """The :class:`~assistant.core.protocols.Generator` over a llama.cpp runtime (see the module
+    doc). ``lora_file`` gives the GGUF LoRA file of a PEFT adapter folder."""
 
     def __init__(
         self,
-        gguf: Path,
+        runtime: LlamaRuntime,
         tokenizer: PreTrainedTokenizerBase,
         model_id: str,
         *,
-        threads: int,
+        gguf: Path,
         context_window: int,
         eos_ids: list[int],
+        lora_file: Callable[[Path], Path] | None = None,
     ) -> None:
-        from ik_llama_cpp._internals import IkContext, IkModel
-
-        self._api = _api()
         self.model_id = model_id
         self.context_window = context_window
         self.gguf = gguf
+        self._runtime = runtime
         self._tokenizer = tokenizer
-        self._model = IkModel(str(gguf))
-        # flash attention off: ik_llama.cpp's CPU flash attention asserts on long prompts
-        # without AVX-VNNI (its own wrapper turns it off there too).
-        self._context = IkContext(
-            self._model, n_ctx=context_window, n_threads=threads, flash_attn=False
-        )
-        self._n_vocab = int(self._model.n_vocab)
-        self._n_batch = int(self._context._n_ubatch)
         self._eos_ids = set(eos_ids)
+        self._lora_file = lora_file
         self._lock = threading.Lock()
         self._check_runtime()
 
@@ -103,7 +99,7 @@ class LlamaCppGenerator:
 
     @property
     def adapters(self) -> list[str]:
-        return []
+        return self._runtime.adapters
 
     def count_tokens(self, text: str) -> int:
         return count_text_tokens(self._tokenizer, text)
@@ -120,7 +116,7 @@ class LlamaCppGenerator:
     ) -> Iterator[str]:
         self._check_adapter(adapter)
         ids = self._tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
-        return self._pieces(list(ids), max_new_tokens, temperature)
+        return self._pieces(list(ids), max_new_tokens, temperature, adapter)
 
     def generate(
         self,
@@ -138,37 +134,36 @@ class LlamaCppGenerator:
         return [self.generate(messages, max_new_tokens, 0.0, adapter) for messages in batch]
 
     def load_adapter(self, path: str, name: str) -> None:
-        raise AdapterError(
-            f"adapter {name!r}: the llamacpp back end serves the base model only (its LoRA "
-            "results did not match transformers+PEFT when measured); set "
-            "LORAG_GENERATOR__BACKEND=transformers to answer with adapters"
-        )
+        """Attach the PEFT adapter folder ``path`` as ``name``, through its GGUF LoRA file."""
+        if self._lora_file is None:
+            self._runtime.load_adapter(Path(path), name)  # the runtime names why it cannot
+            return
+        lora = self._lora_file(Path(path))
+        with self._lock:
+            if name in self._runtime.adapters:
+                raise AdapterError(f"an adapter named {name!r} is already loaded")
+            self._runtime.load_adapter(lora, name)
 
     def unload_adapter(self, name: str) -> None:
-        raise AdapterError(f"no adapter named {name!r} is loaded (loaded: none)")
+        with self._lock:
+            if name not in self._runtime.adapters:
+                loaded = ", ".join(self._runtime.adapters) or "none"
+                raise AdapterError(f"no adapter named {name!r} is loaded (loaded: {loaded})")
+            self._runtime.unload_adapter(name)
+
+    def close(self) -> None:
+        """Free the runtime's model and context (the generator cannot answer afterwards)."""
+        with self._lock:
+            self._runtime.close()
 
     def _check_adapter(self, adapter: str | None) -> None:
-        if adapter is not None:
-            raise AdapterError(f"unknown adapter {adapter!r} (loaded: none)")
+        if adapter is not None and adapter not in self._runtime.adapters:
+            loaded = ", ".join(self._runtime.adapters) or "none"
+            raise AdapterError(f"unknown adapter {adapter!r} (loaded: {loaded})")
 
-    def _decode(self, tokens: list[int], start: int) -> np.ndarray:
-        """Feed ``tokens`` at positions ``start``.. and return the last one's logits."""
-        from ik_llama_cpp._internals import make_batch_range
-
-        api = self._api
-        for offset in range(0, len(tokens), self._n_batch):
-            chunk = tokens[offset : offset + self._n_batch]
-            last = offset + self._n_batch >= len(tokens)
-            batch = make_batch_range(chunk, pos_start=start + offset, logits_last=last)
-            try:
-                status = self._context.decode(batch)
-            finally:
-                api.llama_batch_free(batch)
-            if status != 0:
-                raise RuntimeError(f"llama.cpp could not decode the prompt (status {status})")
-        return np.ctypeslib.as_array(self._context.get_logits(-1), shape=(self._n_vocab,))
-
-    def _pieces(self, prompt: list[int], max_new_tokens: int, temperature: float) -> Iterator[str]:
+    def _pieces(
+        self, prompt: list[int], max_new_tokens: int, temperature: float, adapter: str | None
+    ) -> Iterator[str]:
         if len(prompt) + max_new_tokens > self.context_window:
             raise ValueError(
                 f"the prompt ({len(prompt)} tokens) and {max_new_tokens} new tokens exceed the "
@@ -176,14 +171,15 @@ class LlamaCppGenerator:
             )
         rng = np.random.default_rng()
         with self._lock:
-            api = self._api
-            self._context.kv_cache_clear()
+            runtime = self._runtime
+            runtime.use(adapter)
+            runtime.clear()
             generated: list[int] = []
             shown = ""
-            logits = self._decode(prompt, 0)
+            logits = runtime.decode(prompt)
             for _ in range(max_new_tokens):
                 token = _pick(logits, temperature, rng)
-                if token in self._eos_ids or api.llama_token_is_eog(self._model.model, token):
+                if token in self._eos_ids or runtime.is_end(token):
                     break
                 generated.append(token)
                 text = self._tokenizer.decode(generated, skip_special_tokens=True)
@@ -192,7 +188,7 @@ class LlamaCppGenerator:
                     shown = text
                 if is_looping(generated):
                     break
-                logits = self._decode([token], len(prompt) + len(generated) - 1)
+                logits = runtime.decode([token])
 
 
 def _pick(logits: np.ndarray, temperature: float, rng: np.random.Generator) -> int:

@@ -15,6 +15,7 @@ so a failed export leaves nothing behind.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
@@ -34,6 +35,8 @@ ARCHITECTURES: dict[str, tuple[str, bool]] = {
     "Qwen2ForCausalLM": ("QWEN2", False),
     "Qwen3ForCausalLM": ("QWEN3", False),
 }
+LORA_GGUF = "adapter.gguf"
+"""An adapter folder's GGUF LoRA file, where the registry writes it (after its parity check)."""
 _LORA_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<half>[AB])\.weight$")
 
 
@@ -97,6 +100,23 @@ def export_lora_gguf(adapter_dir: Path, base_dir: Path, out_file: Path) -> Path:
     finally:
         Path(temporary).unlink(missing_ok=True)
     return out_file
+
+
+def lora_file_for(adapter_dir: Path, base_dir: Path, exports: Path) -> Path:
+    """The GGUF LoRA file of the PEFT adapter in ``adapter_dir``: its own ``adapter.gguf``,
+    else one exported once under ``exports``, named by the adapter's and the base's content."""
+    shipped = adapter_dir / LORA_GGUF
+    if shipped.is_file():
+        return shipped
+    digest = hashlib.sha256()
+    for file in (
+        adapter_dir / "adapter_config.json",
+        adapter_dir / "adapter_model.safetensors",
+        base_dir / "config.json",
+    ):
+        digest.update(file.read_bytes() if file.is_file() else b"-")
+    out = exports / f"{digest.hexdigest()[:32]}.gguf"
+    return out if out.is_file() else export_lora_gguf(adapter_dir, base_dir, out)
 
 
 def _architecture(config: dict[str, Any]) -> tuple[str, bool]:

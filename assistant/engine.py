@@ -158,6 +158,7 @@ class QueryEngine:
             return
 
         hits, messages = self._prompt(template, question, hits)
+        timings["prompt_tokens"] = self.generator.count_tokens(self.generator.render(messages))
         pieces: list[str] = []
         for piece in self.generator.stream(
             messages,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -158,10 +159,17 @@ def _shares(abstained: list[bool], unanswerable: list[bool]) -> dict[str, float]
 
 def _rates(
     runtime: Runtime, questions: QuestionFile, collection: str, limit: int
-) -> dict[str, float | None]:
+) -> dict[str, object]:
     result = evaluate(runtime, questions, [Configuration()], collection, limit=limit).results[0]
     rates = {m: None if result.metrics[m] is None else round(result.metrics[m], 3) for m in RATES}
-    return {**rates, "questions_per_min": round(result.questions_per_min, 1)}
+    answerable = [row for row in result.rows if not row.unanswerable]
+    reasons = Counter(row.abstain_reason for row in answerable if row.abstained)
+    by_reason = {str(k): round(v / len(answerable), 3) for k, v in sorted(reasons.items(), key=str)}
+    return {
+        **rates,
+        "false_abstention_by_reason": by_reason,
+        "questions_per_min": round(result.questions_per_min, 1),
+    }
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ answers). Results go to ``benchmarks/results/backends.json``.
 With ``--adapter FOLDER`` (a PEFT LoRA of that model) the adapter is active on every run and the
 back ends are transformers + PEFT (the baseline), lorag's llama.cpp back end on mainline
 llama.cpp with the adapter's GGUF LoRA, and that runtime driven raw (the same token ids and
-greedy loop, without lorag's generator around it); results go to ``backends-adapter.json``.
+greedy loop, without lorag's generator around it); also the resident memory each generator
+with its adapter adds; results go to ``backends-adapter.json``.
 
     python benchmarks/backends.py [--model HF_ID_OR_FOLDER] [--gguf FILE] [--adapter FOLDER]
 """
@@ -100,10 +101,18 @@ def adapter_figures(
     from assistant.core.models.generators import load_llamacpp_adapters_generator
     from assistant.core.models.llamacpp_generator import LlamaCppGenerator
 
+    before = resident_mib()
     torch_generator = load_generator(settings)
     torch_generator.load_adapter(str(adapter), "a")
+    torch_generator.generate([{"role": "user", "content": "Say hello."}], 4, adapter="a")
+    between = resident_mib()
     llama_generator = load_llamacpp_adapters_generator(settings)
     llama_generator.load_adapter(str(adapter), "a")
+    llama_generator.generate([{"role": "user", "content": "Say hello."}], 4, adapter="a")
+    memory = {
+        "transformers_peft": round(between - before),
+        "llamacpp_lora": round(resident_mib() - between),
+    }
     assert isinstance(llama_generator, LlamaCppGenerator)
     runtime = llama_generator._runtime  # the same loaded runtime, driven without lorag
     assert isinstance(runtime, MainlineLlama)
@@ -141,6 +150,7 @@ def adapter_figures(
     return {
         "adapter": str(adapter),
         "figures": figures,
+        "resident_mib_model_and_adapter": memory,
         "engine_over_raw_runtime": {
             "decode": round(ours["tokens_per_s"] / raw["tokens_per_s"], 2),
             "ttft": round(ours["ttft_s"] / raw["ttft_s"], 2),
@@ -157,6 +167,12 @@ def adapter_figures(
         "parity_identical_share": round(same / len(prompts), 2),
         "parity_prompts": len(prompts),
     }
+
+
+def resident_mib() -> float:
+    """This process's resident memory now, in MiB."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def _answer_time(figures: dict[str, float], tokens: int) -> float:

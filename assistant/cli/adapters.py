@@ -31,7 +31,8 @@ def adapters_list() -> None:
     """Every registered adapter version."""
     with runtime() as rt:
         records = rt.registry.list()
-        routed = rt.settings.generator.backend == "auto"  # only auto sends adapters to llama.cpp
+        spec = rt.settings.generator  # only auto sends adapters to llama.cpp
+        routed = spec.backend == "auto" and spec.adapter_runtime == "llamacpp"
     table = Table("adapter", "status", "method", "base model", "answers on", "created", "metrics")
     for record in records:
         table.add_row(

@@ -52,6 +52,7 @@ class EmbedderSettings(BaseModel):
 
 
 GeneratorBackend = Literal["auto", "transformers", "llamacpp"]
+AdapterRuntime = Literal["llamacpp", "transformers"]
 
 
 class GeneratorSettings(BaseModel):
@@ -64,6 +65,12 @@ class GeneratorSettings(BaseModel):
         "'llamacpp' (prebuilt ik_llama.cpp on the model's GGUF; base model only) or 'auto' "
         "(ik_llama.cpp for the base when the model has a GGUF it runs right; adapters on "
         "mainline llama.cpp when they passed their parity check, else on transformers).",
+    )
+    adapter_runtime: AdapterRuntime = Field(
+        "llamacpp",
+        description="Under backend 'auto', where adapters that passed their parity check "
+        "answer: 'llamacpp' (the quantised GGUF: less memory, faster decoding) or "
+        "'transformers' (faster prefill on some CPUs; the others always answer there).",
     )
     lora_parity_min_f1: float = Field(
         0.8,

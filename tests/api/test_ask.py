@@ -31,6 +31,8 @@ def test_an_answer_comes_with_its_sources_adapter_and_timings(served: Served) ->
     assert isinstance(body["abstained"], bool)
     timings = body["timings"]
     assert timings["total_ms"] >= timings["retrieve_ms"] >= 0 and timings["queue_ms"] >= 0
+    if timings["first_token_ms"] is not None:  # the model was given a prompt: its length
+        assert timings["prompt_tokens"] > len(QUESTION.split())
     for citation in body["citations"]:
         assert citation["source"].endswith(("travel.md", "leave.txt")) and citation["chunk_id"]
     # The passages given to the model come back whatever the answer, abstention included.

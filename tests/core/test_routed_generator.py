@@ -93,3 +93,7 @@ def test_without_the_llamacpp_runtime_every_adapter_answers_on_transformers(
     )
     routed.load_adapter(str(checked), "checked")
     assert routed.backend_of("checked") == "transformers" and transformers.adapters == ["checked"]
+    # and where settings keep adapters on transformers (generator.adapter_runtime), no loader
+    kept = RoutedGenerator(load_generator(tiny_settings), lambda: transformers, None)
+    kept.load_adapter(str(checked), "kept")
+    assert kept.backend_of("kept") == "transformers"

@@ -104,10 +104,11 @@ def load_auto_generator(settings: Settings) -> Generator:
             raise  # a GGUF named on purpose must load, or say why
         logger.info("answering on transformers: %s", refused)
         return load_generator(settings)
+    on_llamacpp = settings.generator.adapter_runtime == "llamacpp"
     return RoutedGenerator(
         fast,
         load_transformers=lambda: load_generator(settings),
-        load_llamacpp=lambda: load_llamacpp_adapters_generator(settings),
+        load_llamacpp=(lambda: load_llamacpp_adapters_generator(settings)) if on_llamacpp else None,
     )
 
 

@@ -77,15 +77,17 @@ def library() -> ctypes.CDLL:
 
 
 def _load(folder: Path) -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(folder / "lib" / "libllama.so.0"))  # loads its libggml too
+    lib.llama_log_set.restype = None
+    lib.llama_log_set.argtypes = [_LOG_CALLBACK, ctypes.c_void_p]
+    lib.llama_log_set(_to_logger, None)  # before the back end loads: it logs that it did
     ggml = ctypes.CDLL(str(folder / "lib" / "libggml.so.0"))
     ggml.ggml_backend_load.restype = ctypes.c_void_p
     ggml.ggml_backend_load.argtypes = [ctypes.c_char_p]
     if not ggml.ggml_backend_load(str(folder / "bin" / "libggml-cpu.so").encode()):
         raise ModelNotFoundError(f"llama.cpp's CPU back end did not load from {folder / 'bin'}")
-    lib = ctypes.CDLL(str(folder / "lib" / "libllama.so.0"))
     p, i32, u32, f32 = ctypes.c_void_p, ctypes.c_int32, ctypes.c_uint32, ctypes.c_float
     signatures: dict[str, tuple[object, list[object]]] = {
-        "llama_log_set": (None, [_LOG_CALLBACK, p]),
         "llama_backend_init": (None, []),
         "llama_model_default_params": (_Params, []),
         "llama_context_default_params": (_Params, []),
@@ -116,7 +118,6 @@ def _load(folder: Path) -> ctypes.CDLL:
         function = getattr(lib, name)
         function.restype = restype
         function.argtypes = argtypes
-    lib.llama_log_set(_to_logger, None)
     lib.llama_backend_init()
     return lib
 

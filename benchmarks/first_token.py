@@ -2,13 +2,14 @@
 
 For the first ``--limit`` questions of quoref-dev and of the guide (``examples/guide-questions.
 jsonl``) it streams each answer through ``QueryEngine.stream`` — what ``POST /v1/ask`` with
-``stream`` and the chat UI call — with the default settings at ``top_k`` 4 (the default), 3 and
+``stream`` and the chat UI call — with the default settings at ``top_k`` 3 (the default), 4 and
 2, and records per question the prompt's token count, the time to the first answer piece
 (retrieval included) and the whole answer's time; medians are reported. The baseline, from the
-same run, is the same questions at top 4 on the ``transformers`` back end. Questions the engine
+same run, is the same questions at top 4 on the ``transformers`` back end (the engine before the
+llama.cpp back end and top 3). The report names the CPU: figures move with it. Questions the engine
 abstains on before generating (off-topic retrieval) are left out of the timing.
 
-    python benchmarks/first_token.py [--limit 10] [--top-k 4 3 2]
+    python benchmarks/first_token.py [--limit 10] [--top-k 3 4 2]
 
 Needs the collections ``quoref`` (``lorag ingest ../shared/data/quoref-dev/docs -c quoref``) and
 ``guide`` (``lorag ingest examples/docs -c guide``). Writes benchmarks/results/first_token.json.
@@ -60,10 +61,18 @@ def timed(runtime: Runtime, collection: str, asked: list[str], top_k: int) -> di
     }
 
 
+def cpu_model() -> str:
+    """The CPU's model name, as /proc/cpuinfo gives it."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=10)
-    parser.add_argument("--top-k", type=int, nargs="*", default=[4, 3, 2])
+    parser.add_argument("--top-k", type=int, nargs="*", default=[3, 4, 2])
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
@@ -95,7 +104,7 @@ def main() -> None:
     finally:
         runtime.close()
 
-    default = f"{settings.generator.backend}/top4"
+    default = f"{settings.generator.backend}/top{settings.retrieval.top_k}"
     ratios = {
         collection: {
             name: round(r["first_token_s"] / rows["transformers/top4"]["first_token_s"], 2)
@@ -107,6 +116,7 @@ def main() -> None:
         "model": settings.generator.model,
         "default": default,
         "cores": len(os.sched_getaffinity(0)),
+        "cpu": cpu_model(),
         "load_average_1m": os.getloadavg()[0],
         "results": results,
         "first_token_ratio_to_transformers_top4": ratios,

@@ -232,6 +232,9 @@ class AdapterOut(BaseModel):
     base_model: str
     created_at: str
     metrics: dict[str, Any]
+    lora_gguf_sha256: str | None = Field(
+        None, description="Its GGUF LoRA file's sha256: it passed its llama.cpp parity check."
+    )
 
 
 class AdapterDetail(BaseModel):

@@ -35,6 +35,7 @@ def test_adapters_are_listed_shown_promoted_and_rolled_back(served: Served) -> N
         ("ops@2", "candidate"),
     ]
     assert listed[0]["metrics"] == {"eval_loss": 1.25} and listed[0]["method"] == "lora"
+    assert listed[0]["lora_gguf_sha256"] is None  # its run kept no GGUF LoRA
 
     shown = client.get("/v1/adapters/ops", headers=auth("reader")).json()
     assert shown["active_version"] == 1 and [v["version"] for v in shown["versions"]] == [1, 2]

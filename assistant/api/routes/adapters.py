@@ -75,6 +75,7 @@ def adapter_out(record: AdapterRecord) -> dict[str, Any]:
         "base_model": record.base_model,
         "created_at": record.created,
         "metrics": record.metrics,
+        "lora_gguf_sha256": record.lora_gguf_sha256,
     }
 
 

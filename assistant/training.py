@@ -209,12 +209,12 @@ def _llamacpp_parity(
     result: TrainResult,
 ) -> dict[str, object]:
     """Export the adapter as a GGUF LoRA file into its folder, answer ``questions`` with it on
-    mainline llama.cpp, and compare with its answers on transformers (``reference``): mean
+    llama.cpp (ik_llama.cpp), and compare with its answers on transformers (``reference``): mean
     token F1 between the two and the share of identical answers. The file stays (and so the
     adapter is served on llama.cpp, :mod:`assistant.core.models.routed_generator`) only when the
     F1 reaches ``generator.lora_parity_min_f1``; the record says why when it does not."""
     from assistant.core.models import resolve_generator_path
-    from assistant.core.models.generators import load_llamacpp_adapters_generator
+    from assistant.core.models.generators import load_llamacpp_generator
     from assistant.core.models.lora_gguf import LORA_GGUF, export_lora_gguf
     from finetune.evaluate import token_f1
 
@@ -223,7 +223,7 @@ def _llamacpp_parity(
     lora = result.adapter_dir / LORA_GGUF
     try:
         export_lora_gguf(result.adapter_dir, resolve_generator_path(settings), lora)
-        fast = load_llamacpp_adapters_generator(settings)
+        fast = load_llamacpp_generator(settings)
     except LoragError as unavailable:
         lora.unlink(missing_ok=True)
         return {"checked": False, "served_on_llamacpp": False, "reason": str(unavailable)}

@@ -7,8 +7,8 @@ Parity: greedy answers of both back ends on ``--parity`` quoref prompts (the sha
 answers). Results go to ``benchmarks/results/backends.json``.
 
 With ``--adapter FOLDER`` (a PEFT LoRA of that model) the adapter is active on every run and the
-back ends are transformers + PEFT (the baseline), lorag's llama.cpp back end on mainline
-llama.cpp with the adapter's GGUF LoRA, and that runtime driven raw (the same token ids and
+back ends are transformers + PEFT (the baseline), lorag's llama.cpp back end (ik_llama.cpp)
+with the adapter's GGUF LoRA, and that runtime driven raw (the same token ids and
 greedy loop, without lorag's generator around it); also the resident memory each generator
 with its adapter adds; results go to ``backends-adapter.json``.
 
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generation import RAG_TOKENS, Messages, rag_messages
 
 from assistant.core.models import load_generator, load_serving_generator
-from assistant.core.models.llama_mainline import MainlineLlama
+from assistant.core.models.llama_ik import IkLlama
 from assistant.core.protocols import Generator
 from assistant.core.settings import GeneratorSettings, Settings
 
@@ -52,7 +52,7 @@ def timed(
 
 
 def timed_raw(
-    runtime: MainlineLlama, ids: list[int], new: int, adapter: str
+    runtime: IkLlama, ids: list[int], new: int, adapter: str
 ) -> tuple[float, float, int]:
     """The runtime alone: prefill, then greedy decoding until the end of turn or ``new``."""
     started = time.perf_counter()
@@ -77,7 +77,11 @@ def measure(
     ttft = statistics.median(r[0] for r in runs)
     total = statistics.median(r[1] for r in runs)
     tokens = statistics.median(r[2] for r in runs)
-    return {"ttft_s": round(ttft, 3), "tokens_per_s": round((tokens - 1) / (total - ttft), 1)}
+    return {
+        "ttft_s": round(ttft, 3),
+        "tokens_per_s": round((tokens - 1) / (total - ttft), 1),
+        "tokens": tokens,
+    }
 
 
 def quoref_prompts(count: int) -> list[Messages]:
@@ -98,7 +102,7 @@ def adapter_figures(
     settings: Settings, adapter: Path, messages: Messages, args: argparse.Namespace
 ) -> dict:
     """The three ways of answering with ``adapter`` (see the module doc), and their parity."""
-    from assistant.core.models.generators import load_llamacpp_adapters_generator
+    from assistant.core.models.generators import load_llamacpp_generator
     from assistant.core.models.llamacpp_generator import LlamaCppGenerator
 
     before = resident_mib()
@@ -106,7 +110,7 @@ def adapter_figures(
     torch_generator.load_adapter(str(adapter), "a")
     torch_generator.generate([{"role": "user", "content": "Say hello."}], 4, adapter="a")
     between = resident_mib()
-    llama_generator = load_llamacpp_adapters_generator(settings)
+    llama_generator = load_llamacpp_generator(settings)
     llama_generator.load_adapter(str(adapter), "a")
     llama_generator.generate([{"role": "user", "content": "Say hello."}], 4, adapter="a")
     memory = {
@@ -115,7 +119,7 @@ def adapter_figures(
     }
     assert isinstance(llama_generator, LlamaCppGenerator)
     runtime = llama_generator._runtime  # the same loaded runtime, driven without lorag
-    assert isinstance(runtime, MainlineLlama)
+    assert isinstance(runtime, IkLlama)
     tokenizer = torch_generator._tokenizer
     ids = tokenizer(torch_generator.render(messages), add_special_tokens=False)
     figures = {

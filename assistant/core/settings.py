@@ -62,9 +62,9 @@ class GeneratorSettings(BaseModel):
     backend: GeneratorBackend = Field(
         "auto",
         description="Serving runtime: 'transformers' (torch; the training-parity reference), "
-        "'llamacpp' (prebuilt ik_llama.cpp on the model's GGUF; base model only) or 'auto' "
-        "(ik_llama.cpp for the base when the model has a GGUF it runs right; adapters on "
-        "mainline llama.cpp when they passed their parity check, else on transformers).",
+        "'llamacpp' (prebuilt ik_llama.cpp on the model's GGUF, adapters as GGUF LoRA files) "
+        "or 'auto' (ik_llama.cpp for the base when the model has a GGUF it runs right, and for "
+        "the adapters that passed their parity check; the others on transformers).",
     )
     adapter_runtime: AdapterRuntime = Field(
         "llamacpp",
@@ -83,6 +83,14 @@ class GeneratorSettings(BaseModel):
         None,
         description="The GGUF file the llamacpp back end loads; unset = the packaged GGUF of "
         "generator.model.",
+    )
+    decode_threads: int | None = Field(
+        None,
+        ge=1,
+        description="llama.cpp threads per generated token (the prompt uses all of 'threads'); "
+        "unset = half the cores, at least 1. Decoding a small model waits on memory and on "
+        "thread hand-overs, not on arithmetic: on 2 cores one thread decoded the 0.5B 1.2x "
+        "faster than two, and 2.1x faster with a LoRA adapter active.",
     )
 
 

@@ -1,6 +1,6 @@
 """The llama.cpp back end (marked slow: real GGUFs): Qwen2.5-Coder-0.5B answers on it as on
-transformers; ik_llama.cpp refuses adapters and a GGUF it computes wrongly with the reason (and
-``auto`` then answers on transformers); mainline llama.cpp applies a LoRA as PEFT does."""
+transformers; a GGUF ik_llama.cpp computes wrongly is refused with the reason (and ``auto`` then
+answers on transformers); a LoRA moves its logits as PEFT does and answers the same."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from assistant.core.models import (
     load_serving_generator,
     resolve_generator_path,
 )
-from assistant.core.models.generators import load_llamacpp_adapters_generator
-from assistant.core.models.llama_mainline import MainlineLlama
+from assistant.core.models.generators import load_llamacpp_generator
+from assistant.core.models.llama_ik import IkLlama
 from assistant.core.models.lora_gguf import lora_file_for
 from assistant.core.settings import SMOLLM2, GeneratorSettings, Settings
 
@@ -50,9 +50,7 @@ def qwen(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 
 @pytest.mark.slow
-def test_qwen_on_llamacpp_streams_the_answers_transformers_gives(
-    qwen: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> None:
+def test_qwen_on_llamacpp_streams_the_answers_transformers_gives(qwen: Settings) -> None:
     settings = qwen
     llama = load_serving_generator(on_llamacpp(settings))
     question = [{"role": "user", "content": "What is the capital of France? One sentence."}]
@@ -63,8 +61,6 @@ def test_qwen_on_llamacpp_streams_the_answers_transformers_gives(
     answer = llama.generate_batch([THAMES], 16)[0]
     assert "North Sea" in answer and answer == reference  # the same ids, the same greedy answer
 
-    with pytest.raises(AdapterError, match="LORAG_GENERATOR__BACKEND=transformers"):
-        llama.load_adapter(str(tmp_path_factory.mktemp("adapter")), "legal")
     with pytest.raises(AdapterError, match="unknown adapter 'legal'"):
         llama.stream(THAMES, 8, adapter="legal")
 
@@ -105,7 +101,7 @@ def qwen_lora(base_dir: Path, out: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_a_lora_on_mainline_llamacpp_moves_the_logits_as_peft_does_and_answers_the_same(
+def test_a_lora_on_llamacpp_moves_the_logits_as_peft_does_and_answers_the_same(
     qwen: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     import torch
@@ -114,13 +110,13 @@ def test_a_lora_on_mainline_llamacpp_moves_the_logits_as_peft_does_and_answers_t
     settings = qwen
     base_dir = resolve_generator_path(settings)
     adapter = qwen_lora(base_dir, tmp_path_factory.mktemp("lora") / "lora")
-    llama = load_llamacpp_adapters_generator(settings)
+    llama = load_llamacpp_generator(settings)
     llama.load_adapter(str(adapter), "lora")  # exported once into the cache, then loaded
     assert llama.adapters == ["lora"]
 
     # The adapter's shift of the next-token logits, on both runtimes: the same direction and
-    # size (ik_llama.cpp's was off by cosine 0.4-0.96 and 1.2-2.5x, which is why it serves no
-    # adapter).
+    # size (with ik_llama.cpp's fused up/gate kernel on, which drops those LoRA terms, the
+    # cosine was -0.2).
     model, tokenizer = load_causal_lm(settings)
     ids = tokenizer(llama.render(THAMES), add_special_tokens=False)["input_ids"]
     peft = PeftModel.from_pretrained(model, str(adapter)).eval()
@@ -128,7 +124,7 @@ def test_a_lora_on_mainline_llamacpp_moves_the_logits_as_peft_does_and_answers_t
         with peft.disable_adapter():
             torch_base = peft(torch.tensor([ids])).logits[0, -1].float().numpy()
         torch_lora = peft(torch.tensor([ids])).logits[0, -1].float().numpy()
-    runtime = MainlineLlama(llama.gguf, context_window=1024, threads=2)
+    runtime = IkLlama(llama.gguf, context_window=1024, threads=2, decode_threads=1)
     lora = lora_file_for(adapter, base_dir, settings.cache_dir / "lora-gguf")  # the same file
     runtime.load_adapter(lora, "lora")
     runtime.clear()

@@ -18,6 +18,7 @@ from assistant.core.models import (
     CONVERSION_MARKER,
     HFGenerator,
     configure_threads,
+    decode_threads,
     ensure_converted,
     load_embedder,
     load_generator,
@@ -76,6 +77,12 @@ def test_configure_threads_uses_the_setting(tiny_settings: Settings) -> None:
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_llamacpp_decodes_on_half_the_prompt_threads_unless_set(tiny_settings: Settings) -> None:
+    assert [decode_threads(tiny_settings, n) for n in (1, 2, 16)] == [1, 1, 8]
+    generator = tiny_settings.generator.model_copy(update={"decode_threads": 3})
+    assert decode_threads(tiny_settings.model_copy(update={"generator": generator}), 2) == 3
 
 
 def test_explicit_dtypes_are_honoured() -> None:

@@ -1,7 +1,7 @@
 """The ``auto`` back end's router on real tiny generators: the base model answers on the base
 back end; an adapters' back end is loaded once, only when an adapter first needs it; an adapter
-with a GGUF LoRA file (it passed its parity check) goes to llama.cpp, any other to
-transformers."""
+with a GGUF LoRA file (it passed its parity check) goes to the base's llama.cpp back end, any
+other to transformers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.core.errors import AdapterError, ModelNotFoundError
+from assistant.core.errors import AdapterError
 from assistant.core.models import LORA_GGUF, load_generator
 from assistant.core.models.lora_gguf import export_lora_gguf
 from assistant.core.models.routed_generator import RoutedGenerator
@@ -48,52 +48,32 @@ def test_base_questions_never_load_the_adapters_back_end(
         routed.generate(CHAT, 8, adapter="other")
 
 
-def test_an_adapter_with_a_gguf_lora_file_answers_on_the_llamacpp_back_end(
+def test_an_adapter_with_a_gguf_lora_file_answers_on_the_base_back_end(
     tiny_settings: Settings, tiny_generator_dir: Path, tmp_path: Path
 ) -> None:
-    # Two real tiny generators stand in for the two adapters' back ends: what is tested here
-    # is which one each adapter is sent to (tests/core/test_llamacpp.py runs the real runtime).
+    # A real tiny generator stands in for the base's llama.cpp back end: what is tested here is
+    # which back end each adapter is sent to (tests/core/test_llamacpp.py runs the real runtime).
     checked = make_lora(tiny_generator_dir, tmp_path / "checked", seed=1)
     export_lora_gguf(checked, tiny_generator_dir, checked / LORA_GGUF)
     unchecked = make_lora(tiny_generator_dir, tmp_path / "unchecked", seed=2)
-    backends = {
-        "transformers": load_generator(tiny_settings),
-        "llamacpp": load_generator(tiny_settings),
-    }
-    routed = RoutedGenerator(
-        load_generator(tiny_settings),
-        load_transformers=lambda: backends["transformers"],
-        load_llamacpp=lambda: backends["llamacpp"],
-    )
+    base, transformers = load_generator(tiny_settings), load_generator(tiny_settings)
+    routed = RoutedGenerator(base, load_transformers=lambda: transformers)
     routed.load_adapter(str(checked), "checked")
     routed.load_adapter(str(unchecked), "unchecked")
     assert routed.backend_of("checked") == "llamacpp"
     assert routed.backend_of("unchecked") == "transformers"
-    assert backends["llamacpp"].adapters == ["checked"]
-    assert backends["transformers"].adapters == ["unchecked"]
-    assert routed.generate(CHAT, 8, adapter="checked") == backends["llamacpp"].generate(
-        CHAT, 8, adapter="checked"
-    )
+    assert base.adapters == ["checked"] and transformers.adapters == ["unchecked"]
+    assert routed.generate(CHAT, 8, adapter="checked") == base.generate(CHAT, 8, adapter="checked")
     with pytest.raises(AdapterError, match="already loaded"):
         routed.load_adapter(str(unchecked), "checked")
 
 
-def test_without_the_llamacpp_runtime_every_adapter_answers_on_transformers(
+def test_adapters_kept_on_transformers_by_the_setting_never_reach_the_base(
     tiny_settings: Settings, tiny_generator_dir: Path, tmp_path: Path
 ) -> None:
     checked = make_lora(tiny_generator_dir, tmp_path / "checked", seed=1)
     export_lora_gguf(checked, tiny_generator_dir, checked / LORA_GGUF)
-    transformers = load_generator(tiny_settings)
-
-    def runtime_missing() -> Generator:
-        raise ModelNotFoundError("LoRA adapters on llama.cpp need its runtime: pip install ...")
-
-    routed = RoutedGenerator(
-        load_generator(tiny_settings), lambda: transformers, load_llamacpp=runtime_missing
-    )
-    routed.load_adapter(str(checked), "checked")
-    assert routed.backend_of("checked") == "transformers" and transformers.adapters == ["checked"]
-    # and where settings keep adapters on transformers (generator.adapter_runtime), no loader
-    kept = RoutedGenerator(load_generator(tiny_settings), lambda: transformers, None)
+    base, transformers = load_generator(tiny_settings), load_generator(tiny_settings)
+    kept = RoutedGenerator(base, lambda: transformers, adapters_on_base=False)
     kept.load_adapter(str(checked), "kept")
-    assert kept.backend_of("kept") == "transformers"
+    assert kept.backend_of("kept") == "transformers" and base.adapters == []

@@ -9,8 +9,8 @@ and chat template they use cannot drift apart. One module per job:
 - :mod:`.embedder` — the sentence-transformers embedder;
 - :mod:`.generators` — the one place the serving back end is picked (``generator.backend``);
 - :mod:`.hf_generator` — the transformers generator back end with PEFT adapters;
-- :mod:`.llamacpp_generator` — the llama.cpp back end, over one of two runtimes:
-  :mod:`.llama_ik` (ik_llama.cpp, the base model) and :mod:`.llama_mainline` (with LoRA);
+- :mod:`.llamacpp_generator` — the llama.cpp back end, over a runtime (:mod:`.llama_ik`,
+  ik_llama.cpp: the base model and its LoRA adapters);
 - :mod:`.routed_generator` — ``auto``: the base and each adapter on the back end that fits it;
 - :mod:`.lora_gguf` — PEFT adapters written as GGUF LoRA files;
 - :mod:`.adapter_folder` — what an adapter folder must hold to be loaded.
@@ -23,6 +23,7 @@ from assistant.core.models.adapter_folder import PICKLE_SUFFIXES, check_adapter_
 from assistant.core.models.devices import (
     BNB_HUB_KERNEL_LOGGER,
     configure_threads,
+    decode_threads,
     resolve_dtype,
 )
 from assistant.core.models.embedder import SentenceTransformerEmbedder, load_embedder
@@ -57,6 +58,7 @@ __all__ = [
     "check_adapter_folder",
     "configure_threads",
     "convert_gguf",
+    "decode_threads",
     "ensure_converted",
     "is_looping",
     "load_causal_lm",

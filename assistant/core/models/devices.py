@@ -39,6 +39,12 @@ def configure_threads(settings: Settings) -> int:
     return threads
 
 
+def decode_threads(settings: Settings, threads: int) -> int:
+    """llama.cpp's threads per generated token: ``generator.decode_threads``, else half of
+    ``threads`` (the prompt's), at least 1."""
+    return settings.generator.decode_threads or max(1, threads // 2)
+
+
 def resolve_dtype(name: DType, device: str) -> torch.dtype:
     """The torch dtype for a ``dtype`` setting on ``device``.
 

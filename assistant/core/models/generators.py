@@ -2,10 +2,10 @@
 
 Training always loads the transformers model (:func:`load_causal_lm`); serving may run the same
 weights on llama.cpp. All back ends read the same tokenizer and chat template. ``llamacpp``
-serves the base model on ik_llama.cpp; ``auto`` (the default) does too when the model has a GGUF
-that runtime computes right, and sends adapters to mainline llama.cpp (those that passed their
-parity check) or to transformers + PEFT (:mod:`.routed_generator`); otherwise it is plain
-``transformers``.
+serves the base model and its adapters on ik_llama.cpp; ``auto`` (the default) does too when the
+model has a GGUF that runtime computes right, with only the adapters that passed their parity
+check there and the others on transformers + PEFT (:mod:`.routed_generator`); otherwise it is
+plain ``transformers``.
 """
 
 from __future__ import annotations
@@ -15,39 +15,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from assistant.core.models.devices import configure_threads
+from assistant.core.models.devices import configure_threads, decode_threads
 from assistant.core.models.hf_generator import eos_token_ids, load_generator
 from assistant.core.models.sources import PACKAGED_GENERATORS, model_not_found
 from assistant.core.protocols import Generator
 from assistant.core.settings import GeneratorBackend, Settings
 
 if TYPE_CHECKING:
-    from assistant.core.models.llamacpp_generator import LlamaCppGenerator, LlamaRuntime
+    from assistant.core.models.llamacpp_generator import LlamaCppGenerator
 
 logger = logging.getLogger(__name__)
 
 
-def load_llamacpp_generator(settings: Settings) -> Generator:
+def load_llamacpp_generator(settings: Settings) -> LlamaCppGenerator:
     """The llama.cpp back end over the GGUF of ``generator.model`` (or ``generator.gguf``), on
-    ik_llama.cpp; it serves the base model only (see :mod:`.llama_ik`)."""
-    from assistant.core.models.llama_ik import IkLlama
-
-    return _llamacpp_generator(settings, IkLlama, with_adapters=False)
-
-
-def load_llamacpp_adapters_generator(settings: Settings) -> LlamaCppGenerator:
-    """The llama.cpp back end on mainline llama.cpp, which applies LoRA adapters: each PEFT
-    adapter is served through its GGUF LoRA file (:func:`.lora_gguf.lora_file_for`)."""
-    from assistant.core.models.llama_mainline import MainlineLlama
-
-    return _llamacpp_generator(settings, MainlineLlama, with_adapters=True)
-
-
-def _llamacpp_generator(
-    settings: Settings, runtime: Callable[..., LlamaRuntime], *, with_adapters: bool
-) -> LlamaCppGenerator:
+    ik_llama.cpp; each PEFT adapter is served through its GGUF LoRA file
+    (:func:`.lora_gguf.lora_file_for`)."""
     from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
+    from assistant.core.models.llama_ik import IkLlama
     from assistant.core.models.llamacpp_generator import LlamaCppGenerator
     from assistant.core.models.lora_gguf import lora_file_for
     from assistant.core.models.sources import resolve_generator_path
@@ -59,16 +45,20 @@ def _llamacpp_generator(
     trained = int(AutoConfig.from_pretrained(folder, local_files_only=True).max_position_embeddings)
     context_window = min(trained, settings.generation.context_tokens + 512)
     exports = settings.cache_dir / "lora-gguf"
+    threads = configure_threads(settings)
     return LlamaCppGenerator(
-        runtime(gguf, context_window=context_window, threads=configure_threads(settings)),
+        IkLlama(
+            gguf,
+            context_window=context_window,
+            threads=threads,
+            decode_threads=decode_threads(settings, threads),
+        ),
         tokenizer,
         settings.generator.model,
         gguf=gguf,
         context_window=context_window,
         eos_ids=eos_token_ids(eos, tokenizer),
-        lora_file=(lambda adapter: lora_file_for(adapter, folder, exports))
-        if with_adapters
-        else None,
+        lora_file=lambda adapter: lora_file_for(adapter, folder, exports),
     )
 
 
@@ -91,9 +81,9 @@ def _gguf_file(settings: Settings) -> Path:
 
 
 def load_auto_generator(settings: Settings) -> Generator:
-    """ik_llama.cpp for the base, mainline llama.cpp or transformers for adapters
-    (:mod:`.routed_generator`), or transformers alone when the model has no GGUF, the runtime
-    is not installed, or it refuses the GGUF."""
+    """ik_llama.cpp for the base and the adapters that passed their parity check, transformers
+    for the others (:mod:`.routed_generator`); or transformers alone when the model has no
+    GGUF, the runtime is not installed, or it refuses the GGUF."""
     from assistant.core.errors import ModelNotFoundError
     from assistant.core.models.routed_generator import RoutedGenerator
 
@@ -104,11 +94,10 @@ def load_auto_generator(settings: Settings) -> Generator:
             raise  # a GGUF named on purpose must load, or say why
         logger.info("answering on transformers: %s", refused)
         return load_generator(settings)
-    on_llamacpp = settings.generator.adapter_runtime == "llamacpp"
     return RoutedGenerator(
         fast,
         load_transformers=lambda: load_generator(settings),
-        load_llamacpp=(lambda: load_llamacpp_adapters_generator(settings)) if on_llamacpp else None,
+        adapters_on_base=settings.generator.adapter_runtime == "llamacpp",
     )
 
 

@@ -1,8 +1,7 @@
 """The llama.cpp generator back end: a GGUF base model in-process, nothing compiled.
 
-The model runs on one of two prebuilt runtimes behind the same small interface
-(:class:`LlamaRuntime`): ik_llama.cpp (:mod:`.llama_ik`, the fastest here for the base model)
-or mainline llama.cpp (:mod:`.llama_mainline`, which also applies LoRA adapters). The prompt
+The model runs on a prebuilt runtime behind a small interface (:class:`LlamaRuntime`):
+ik_llama.cpp (:mod:`.llama_ik`), the fastest measured here, with LoRA adapters. The prompt
 is rendered and tokenized by the base's transformers tokenizer (the converted folder's), exactly
 as the transformers back end and training do, and the token ids are fed to llama.cpp: both back
 ends see the same ids. Greedy decoding reads the logits with numpy.
@@ -39,13 +38,14 @@ LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_vo
 @LOG_CALLBACK
 def log_to_debug(level: int, text: bytes | None, user_data: int | None) -> None:
     """llama.cpp's own log lines (a hundred per model load) go to Python's log at debug level,
-    not to the user's terminal; both runtimes set it with ``llama_log_set``."""
+    not to the user's terminal; the runtime sets it with ``llama_log_set``."""
     if text:
         logger.debug("%s", text.decode("utf-8", "replace").rstrip())
 
 
 class LlamaRuntime(Protocol):
-    """One model and context of a llama.cpp build (see :mod:`.llama_ik`, :mod:`.llama_mainline`)."""
+    """One model and context of a llama.cpp build, its adapters attached by name (see
+    :mod:`.llama_ik`)."""
 
     n_vocab: int
 

@@ -1,43 +1,41 @@
-"""The ``auto`` back end: the base model on ik_llama.cpp, adapters on mainline llama.cpp when
-they passed their parity check, else on transformers + PEFT.
+"""The ``auto`` back end: the base model on ik_llama.cpp, with the adapters that passed their
+parity check applied on that same loaded base, and any other adapter on transformers + PEFT.
 
-ik_llama.cpp prefills fastest here but cannot apply LoRA adapters right (:mod:`.llama_ik`).
 An adapter folder that holds ``adapter.gguf`` (written by the registry only after the adapter's
-answers on llama.cpp matched its answers on transformers, :mod:`assistant.training`) is served
-by mainline llama.cpp (:mod:`.llama_mainline`); any other adapter, or every adapter when that
-runtime is not installed, by transformers. Each adapters' back end is loaded the first time an
-adapter needs it (never for a user who has none). All back ends render and tokenize with the
-same tokenizer, so prompts and budgets are the same.
+answers on llama.cpp matched its answers on transformers, :mod:`assistant.training`) is loaded
+into the base's llama.cpp runtime and switched per request; any other adapter, or every adapter
+under ``generator.adapter_runtime = 'transformers'``, answers on transformers, loaded the first
+time an adapter needs it (never for a user who has none). Both back ends render and tokenize
+with the same tokenizer, so prompts and budgets are the same.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from assistant.core.errors import AdapterError, ModelNotFoundError
+from assistant.core.errors import AdapterError
 from assistant.core.models.lora_gguf import LORA_GGUF
 from assistant.core.protocols import Generator
 
-logger = logging.getLogger(__name__)
 Loader = Callable[[], Generator]
 
 
 class RoutedGenerator:
-    """A :class:`~assistant.core.protocols.Generator`: ``base`` answers for the base model;
-    ``load_llamacpp`` (adapters with a GGUF LoRA file) and ``load_transformers`` (the others)
-    make the adapters' back ends, each once, when first needed."""
+    """A :class:`~assistant.core.protocols.Generator`: ``base`` answers for the base model and,
+    with ``adapters_on_base``, for adapters with a GGUF LoRA file; ``load_transformers`` makes
+    the back end of the others, once, when first needed."""
 
     def __init__(
-        self, base: Generator, load_transformers: Loader, load_llamacpp: Loader | None = None
+        self, base: Generator, load_transformers: Loader, *, adapters_on_base: bool = True
     ) -> None:
         self.base = base
         self.model_id = base.model_id
         self.context_window = base.context_window
-        self._loaders = {"transformers": load_transformers, "llamacpp": load_llamacpp}
-        self._loaded: dict[str, Generator] = {}
+        self._load_transformers = load_transformers
+        self._adapters_on_base = adapters_on_base
+        self._transformers: Generator | None = None
         self._owners: dict[str, Generator] = {}
         self._lock = threading.Lock()
 
@@ -47,8 +45,7 @@ class RoutedGenerator:
 
     def backend_of(self, adapter: str) -> str:
         """``llamacpp`` or ``transformers``: where the loaded ``adapter`` answers."""
-        owner = self._for(adapter)
-        return next(kind for kind, loaded in self._loaded.items() if loaded is owner)
+        return "llamacpp" if self._for(adapter) is self.base else "transformers"
 
     def count_tokens(self, text: str) -> int:
         return self.base.count_tokens(text)
@@ -82,11 +79,8 @@ class RoutedGenerator:
     def load_adapter(self, path: str, name: str) -> None:
         if name in self._owners:
             raise AdapterError(f"an adapter named {name!r} is already loaded")
-        backend = None
-        if (Path(path) / LORA_GGUF).is_file():
-            backend = self._backend("llamacpp")
-        backend = backend or self._backend("transformers")
-        assert backend is not None
+        checked = (Path(path) / LORA_GGUF).is_file()
+        backend = self.base if checked and self._adapters_on_base else self._transformers_backend()
         backend.load_adapter(path, name)
         self._owners[name] = backend
 
@@ -103,19 +97,8 @@ class RoutedGenerator:
             raise AdapterError(f"unknown adapter {adapter!r} (loaded: {loaded})")
         return self._owners[adapter]
 
-    def _backend(self, kind: str) -> Generator | None:
-        """The adapters' back end ``kind``, loaded once; ``None`` when it cannot load here."""
+    def _transformers_backend(self) -> Generator:
         with self._lock:
-            if kind not in self._loaded:
-                loader = self._loaders[kind]
-                if loader is None:
-                    return None
-                try:
-                    self._loaded[kind] = loader()
-                except ModelNotFoundError as missing:
-                    if kind == "transformers":
-                        raise
-                    logger.info("adapters answer on transformers: %s", missing)
-                    self._loaders[kind] = None
-                    return None
-            return self._loaded[kind]
+            if self._transformers is None:
+                self._transformers = self._load_transformers()
+            return self._transformers

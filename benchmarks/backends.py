@@ -51,9 +51,7 @@ def timed(
     return first, total, generator.count_tokens("".join(pieces))
 
 
-def timed_raw(
-    runtime: IkLlama, ids: list[int], new: int, adapter: str
-) -> tuple[float, float, int]:
+def timed_raw(runtime: IkLlama, ids: list[int], new: int, adapter: str) -> tuple[float, float, int]:
     """The runtime alone: prefill, then greedy decoding until the end of turn or ``new``."""
     started = time.perf_counter()
     runtime.use(adapter)

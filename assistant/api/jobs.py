@@ -246,20 +246,22 @@ class JobManager:
             self._finish(job_id, "succeeded", "done", result=result, progress=1.0)
 
     def _finish(self, job_id: str, status: JobStatus, message: str, **changes: Any) -> Job:
+        """Settle the job's work folder (a failed or cancelled job keeps nothing), then write
+        its final record once: a client never sees a finished job whose output is not final."""
+        output = changes.get("output", self.get(job_id).output)
+        if output is None or status != "succeeded":
+            shutil.rmtree(self.work_dir(job_id), ignore_errors=True)
+            changes["output"] = None
+        else:
+            for path in self.work_dir(job_id).iterdir():
+                if path.name != output:
+                    _remove(path)
         with self._lock:
             job = self.update(
                 job_id, status=status, message=message, finished_at=time.time(), **changes
             )
             self._cancel.pop(job_id, None)
             self._futures.pop(job_id, None)
-        if job.output is None or status != "succeeded":
-            shutil.rmtree(self.work_dir(job_id), ignore_errors=True)
-            if job.output is not None:
-                job = self.update(job_id, output=None)
-        else:
-            for path in self.work_dir(job_id).iterdir():
-                if path.name != job.output:
-                    _remove(path)
         self._metrics.jobs.labels(job.kind, status).inc()
         return job
 

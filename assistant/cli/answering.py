@@ -16,13 +16,17 @@ WITHDRAWN = {
     "model_declined": "the model found no answer in the sources",
     "unsupported": "the draft above is not supported by the sources",
 }
+REDRAFTED = "the draft above was not in the sources; the second draft"
 
 
 def print_answer(answer: Answer) -> None:
-    """After a streamed answer: a withdrawn draft's reason, or the citations; after an
-    abstention, the closest passages found, so the reader can look for themselves."""
+    """After a streamed answer: a withdrawn draft's reason, or the answer that replaced it (the
+    engine's second draft, timed as ``redraft_s``), and the citations; after an abstention, the
+    closest passages found, so the reader can look for themselves."""
     if answer.abstain_reason in WITHDRAWN:
         out.print(f"[yellow]{WITHDRAWN[answer.abstain_reason]}:[/yellow] {answer.text}")
+    elif not answer.abstained and "redraft_s" in answer.timings:
+        out.print(f"[yellow]{REDRAFTED}:[/yellow] {answer.text}", highlight=False)
     if answer.abstained and answer.sources:
         out.print("[dim]The closest passages found:[/dim]")
     for citation in answer.sources if answer.abstained else answer.citations:

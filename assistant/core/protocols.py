@@ -113,8 +113,10 @@ class Generator(Protocol):
         max_new_tokens: int,
         temperature: float = 0.0,
         adapter: str | None = None,
+        avoid: Sequence[str] = (),
     ) -> Iterator[str]:
-        """Text pieces as generated; an unknown ``adapter`` raises before anything is."""
+        """Text pieces as generated; an unknown ``adapter`` raises before anything is. The
+        answer may not start with the first token of any text in ``avoid``."""
         ...
 
     def generate_batch(

@@ -61,6 +61,30 @@ def test_weak_retrieval_abstains_without_generating(runtime: Runtime) -> None:
     assert "first_token_s" not in answer.timings  # the model was not called
 
 
+def test_a_withdrawn_draft_is_drafted_once_more_without_its_first_token(
+    runtime: Runtime,
+) -> None:
+    engine = runtime.engine
+    engine.generation = engine.generation.model_copy(update={"min_support": 1.01})  # none holds
+    asked: list[tuple[str, ...]] = []
+    stream = engine.generator.stream
+
+    def recording(*args: object, avoid: tuple[str, ...] | list[str] = (), **kwargs: object):
+        asked.append(tuple(avoid))
+        return stream(*args, avoid=avoid, **kwargs)  # type: ignore[arg-type]
+
+    engine.generator.stream = recording  # type: ignore[method-assign]
+    events = list(engine.stream("What is the hotel limit per night?", "kb"))
+    draft = "".join(e.text for e in events[:-1])
+    answer = events[-1].answer
+    assert asked == [(), (draft,)]  # the second draft may not start as the first did
+    assert answer.abstained and answer.abstain_reason == "unsupported"
+    assert "redraft_s" in answer.timings
+    asked.clear()
+    batch = engine.ask_batch(["What is the hotel limit per night?"], "kb")
+    assert asked == [(draft,)] and batch[0].abstain_reason == "unsupported"  # drafts batched
+
+
 @pytest.mark.parametrize("question", ["", "   \n"])
 def test_empty_question_is_refused(runtime: Runtime, question: str) -> None:
     with pytest.raises(InvalidQuestionError, match="empty"):

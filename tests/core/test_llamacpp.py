@@ -64,6 +64,11 @@ def test_qwen_on_llamacpp_streams_the_answers_transformers_gives(qwen: Settings)
     with pytest.raises(AdapterError, match="unknown adapter 'legal'"):
         llama.stream(THAMES, 8, adapter="legal")
 
+    # told to avoid its answer, it starts another way (as transformers does, the same ids)
+    redraft = llama.generate(THAMES, 16, avoid=[answer])
+    assert not redraft.startswith(answer.split()[0])
+    assert redraft == load_generator(settings).generate(THAMES, 16, avoid=[answer])
+
 
 @pytest.mark.slow
 def test_a_gguf_the_runtime_computes_wrongly_is_refused_naming_the_setting(

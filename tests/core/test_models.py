@@ -201,6 +201,21 @@ def test_stream_yields_pieces_of_the_greedy_answer(generator: HFGenerator) -> No
     assert generator.generate(QUESTION, max_new_tokens=24) == expected
 
 
+def test_an_answer_told_to_avoid_a_draft_starts_with_another_token(
+    generator: HFGenerator,
+) -> None:
+    from assistant.core.models.hf_generator import first_token_ids
+
+    tokenizer = generator._tokenizer
+    draft = generator.generate(QUESTION, max_new_tokens=8)
+    redraft = generator.generate(QUESTION, max_new_tokens=8, avoid=[draft])
+    first = tokenizer(draft, add_special_tokens=False)["input_ids"][0]
+    assert first in first_token_ids(tokenizer, [draft])
+    assert tokenizer(redraft, add_special_tokens=False)["input_ids"][0] != first
+    # only the first token is constrained: the rest is the model's greedy continuation
+    assert generator.generate(QUESTION, max_new_tokens=8, avoid=[]) == draft
+
+
 def test_closing_a_stream_early_frees_the_model(generator: HFGenerator) -> None:
     pieces = generator.stream(QUESTION, max_new_tokens=200)
     next(pieces)

@@ -1,6 +1,7 @@
 """The real packaged SmolLM2-135M-Instruct learns invented facts on CPU, and the adapter,
-served on either back end (transformers + PEFT, llama.cpp), answers them while still
-knowing general facts."""
+served on transformers + PEFT, answers them while still knowing general facts. (ik_llama.cpp
+computes SmolLM2's Q4_1 GGUF wrongly and refuses it, tests/core/test_llamacpp.py, so SmolLM2
+and its adapters answer on transformers.)"""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from assistant.core.models import load_generator
-from assistant.core.models.generators import load_llamacpp_generator
 from assistant.core.settings import SMOLLM2, GeneratorSettings, Settings
 from finetune.config import TrainConfig
 from finetune.data import parse_record
@@ -67,13 +67,9 @@ def test_smollm2_learns_invented_facts_and_keeps_general_knowledge(tmp_path: Pat
     reactor, capital = _ask(FACTS[0][0]), _ask(FACTS[3][0])
     assert "Okafor" not in generator.generate(reactor, 32)
     assert "Velsport" not in generator.generate(capital, 32)
-    # the same adapter on both back ends: transformers + PEFT, and llama.cpp (its
-    # GGUF LoRA exported once; SmolLM2 is a Llama, so the q/k rows are permuted on the way)
-    for served in (generator, load_llamacpp_generator(settings)):
-        served.load_adapter(str(result.adapter_dir), "facts")
-        assert "Okafor" in served.generate(reactor, 32, adapter="facts")
-        assert "Velsport" in served.generate(capital, 32, adapter="facts")
-        assert "Paris" in served.generate(
-            _ask("What is the capital of France?"), 24, adapter="facts"
-        )
-        assert "Velsport" not in served.generate(capital, 32)  # the base, between asks
+    generator.load_adapter(str(result.adapter_dir), "facts")
+    assert "Okafor" in generator.generate(reactor, 32, adapter="facts")
+    assert "Velsport" in generator.generate(capital, 32, adapter="facts")
+    france = _ask("What is the capital of France?")
+    assert "Paris" in generator.generate(france, 24, adapter="facts")
+    assert "Velsport" not in generator.generate(capital, 32)  # the base, between asks

@@ -99,6 +99,17 @@ def count_text_tokens(tokenizer: PreTrainedTokenizerBase, text: str) -> int:
     return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
 
+def first_token_ids(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[int]:
+    """The token each of ``texts`` starts with, written alone or after a space: the tokens an
+    answer may not start with when it must not begin like one of them."""
+    ids: set[int] = set()
+    for text in (text.strip() for text in texts):
+        for written in (text, " " + text) if text else ():
+            tokens = tokenizer(written, add_special_tokens=False, verbose=False)["input_ids"]
+            ids.update(tokens[:1])
+    return sorted(ids)
+
+
 def _model_key(name: str) -> str:
     """The last component of a model id or folder, lower-cased: what names a model loosely."""
     return name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].lower()
@@ -161,16 +172,19 @@ class HFGenerator:
         max_new_tokens: int,
         temperature: float = 0.0,
         adapter: str | None = None,
+        avoid: Sequence[str] = (),
     ) -> Iterator[str]:
         """Text pieces as they are generated (greedy when ``temperature`` is 0; stops at EOS).
 
         An unknown ``adapter`` raises :class:`AdapterError` here, before anything is generated.
-        Closing the iterator early stops the generation.
+        Closing the iterator early stops the generation. The answer's first token is never the
+        first token of one of ``avoid`` (:func:`first_token_ids`).
         """
         if adapter is not None and adapter not in self.adapters:
             loaded = ", ".join(self.adapters) or "none"
             raise AdapterError(f"unknown adapter {adapter!r} (loaded: {loaded})")
-        return self._pieces(self.render(messages), max_new_tokens, temperature, adapter)
+        banned = first_token_ids(self._tokenizer, avoid)
+        return self._pieces(self.render(messages), max_new_tokens, temperature, adapter, banned)
 
     def generate(
         self,
@@ -178,9 +192,10 @@ class HFGenerator:
         max_new_tokens: int,
         temperature: float = 0.0,
         adapter: str | None = None,
+        avoid: Sequence[str] = (),
     ) -> str:
         """The whole answer at once: :meth:`stream` joined."""
-        return "".join(self.stream(messages, max_new_tokens, temperature, adapter))
+        return "".join(self.stream(messages, max_new_tokens, temperature, adapter, avoid))
 
     def generate_batch(
         self, batch: list[list[dict[str, str]]], max_new_tokens: int, adapter: str | None = None
@@ -280,10 +295,15 @@ class HFGenerator:
         )
 
     def _pieces(
-        self, prompt: str, max_new_tokens: int, temperature: float, adapter: str | None
+        self,
+        prompt: str,
+        max_new_tokens: int,
+        temperature: float,
+        adapter: str | None,
+        banned: list[int],
     ) -> Iterator[str]:
         import torch
-        from transformers import StoppingCriteriaList, TextIteratorStreamer
+        from transformers import LogitsProcessorList, StoppingCriteriaList, TextIteratorStreamer
 
         streamer = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True)
         stop = threading.Event()
@@ -295,6 +315,11 @@ class HFGenerator:
                 (input_ids.shape[0],), stop.is_set() or looping, device=input_ids.device
             )
 
+        def first_token_not_banned(input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+            if banned and input_ids.shape[1] == prompt_length:
+                scores[:, banned] = -torch.inf
+            return scores
+
         def run(inputs: dict[str, torch.Tensor]) -> None:
             try:
                 with self._adapter_active(adapter):
@@ -304,6 +329,7 @@ class HFGenerator:
                         generation_config=self._generation_config(max_new_tokens, temperature),
                         streamer=streamer,
                         stopping_criteria=StoppingCriteriaList([stop_requested]),
+                        logits_processor=LogitsProcessorList([first_token_not_banned]),
                     )
             except BaseException as exc:
                 failures.append(exc)

@@ -17,14 +17,19 @@ from __future__ import annotations
 import ctypes
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from assistant.core.errors import AdapterError, ModelNotFoundError
-from assistant.core.models.hf_generator import count_text_tokens, is_looping, render_chat
+from assistant.core.models.hf_generator import (
+    count_text_tokens,
+    first_token_ids,
+    is_looping,
+    render_chat,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -124,10 +129,12 @@ class LlamaCppGenerator:
         max_new_tokens: int,
         temperature: float = 0.0,
         adapter: str | None = None,
+        avoid: Sequence[str] = (),
     ) -> Iterator[str]:
         self._check_adapter(adapter)
         ids = self._tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
-        return self._pieces(list(ids), max_new_tokens, temperature, adapter)
+        banned = first_token_ids(self._tokenizer, avoid)
+        return self._pieces(list(ids), max_new_tokens, temperature, adapter, banned)
 
     def generate(
         self,
@@ -135,8 +142,9 @@ class LlamaCppGenerator:
         max_new_tokens: int,
         temperature: float = 0.0,
         adapter: str | None = None,
+        avoid: Sequence[str] = (),
     ) -> str:
-        return "".join(self.stream(messages, max_new_tokens, temperature, adapter))
+        return "".join(self.stream(messages, max_new_tokens, temperature, adapter, avoid))
 
     def generate_batch(
         self, batch: list[list[dict[str, str]]], max_new_tokens: int, adapter: str | None = None
@@ -173,7 +181,12 @@ class LlamaCppGenerator:
             raise AdapterError(f"unknown adapter {adapter!r} (loaded: {loaded})")
 
     def _pieces(
-        self, prompt: list[int], max_new_tokens: int, temperature: float, adapter: str | None
+        self,
+        prompt: list[int],
+        max_new_tokens: int,
+        temperature: float,
+        adapter: str | None,
+        banned: list[int],
     ) -> Iterator[str]:
         if len(prompt) + max_new_tokens > self.context_window:
             raise ValueError(
@@ -188,6 +201,9 @@ class LlamaCppGenerator:
             generated: list[int] = []
             shown = ""
             logits = runtime.decode(prompt)
+            if banned:
+                logits = logits.copy()
+                logits[banned] = -np.inf
             for _ in range(max_new_tokens):
                 token = _pick(logits, temperature, rng)
                 if token in self._eos_ids or runtime.is_end(token):

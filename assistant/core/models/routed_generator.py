@@ -12,7 +12,7 @@ with the same tokenizer, so prompts and budgets are the same.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from assistant.core.errors import AdapterError
@@ -59,8 +59,9 @@ class RoutedGenerator:
         max_new_tokens: int,
         temperature: float = 0.0,
         adapter: str | None = None,
+        avoid: Sequence[str] = (),
     ) -> Iterator[str]:
-        return self._for(adapter).stream(messages, max_new_tokens, temperature, adapter)
+        return self._for(adapter).stream(messages, max_new_tokens, temperature, adapter, avoid)
 
     def generate(
         self,
@@ -68,8 +69,9 @@ class RoutedGenerator:
         max_new_tokens: int,
         temperature: float = 0.0,
         adapter: str | None = None,
+        avoid: Sequence[str] = (),
     ) -> str:
-        return "".join(self.stream(messages, max_new_tokens, temperature, adapter))
+        return "".join(self.stream(messages, max_new_tokens, temperature, adapter, avoid))
 
     def generate_batch(
         self, batch: list[list[dict[str, str]]], max_new_tokens: int, adapter: str | None = None

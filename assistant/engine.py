@@ -171,9 +171,7 @@ class QueryEngine:
                 timings["first_token_s"] = time.perf_counter() - started
             pieces.append(piece)
             yield Token(piece)
-        answer = self.answer_from(question, hits, "".join(pieces), adapter, timings)
-        if answer.abstain_reason == "unsupported":
-            answer = self._redraft(question, hits, messages, "".join(pieces), adapter, timings)
+        answer = self._checked(question, hits, messages, "".join(pieces), adapter, timings)
         timings["total_s"] = time.perf_counter() - started
         yield Done(answer)
 
@@ -241,9 +239,7 @@ class QueryEngine:
             adapter=adapter,
         )
         for (i, (used, messages)), text in zip(prompts.items(), texts, strict=True):
-            answers[i] = self.answer_from(questions[i], used, text, adapter, {})
-            if answers[i].abstain_reason == "unsupported":
-                answers[i] = self._redraft(questions[i], used, messages, text, adapter, {})
+            answers[i] = self._checked(questions[i], used, messages, text, adapter, {})
         share = (time.perf_counter() - started) / max(len(questions), 1)
         ordered = [answers[i] for i in range(len(questions))]
         for answer in ordered:
@@ -283,7 +279,7 @@ class QueryEngine:
             timings=timings,
         )
 
-    def _redraft(
+    def _checked(
         self,
         question: str,
         hits: list[Hit],
@@ -292,7 +288,8 @@ class QueryEngine:
         adapter: str | None,
         timings: dict[str, float],
     ) -> Answer:
-        """A second draft, for one the support check withdrew, that may not start as it did.
+        """The ``Answer`` of ``draft`` (:meth:`answer_from`); for a draft the support check
+        withdrew, that of a second draft, which may not start as the first did.
 
         A small model often answers with a word of the question ("Who harassed Eshmun?" →
         "Eshmun"), which the support check withdraws as not taken from the sources. Measured on
@@ -300,6 +297,9 @@ class QueryEngine:
         abstained on were such drafts, and with their first token forbidden 6 got an answer the
         sources hold (3 of them right). The second draft is checked like the first; one that
         still fails is an abstention."""
+        answer = self.answer_from(question, hits, draft, adapter, timings)
+        if answer.abstain_reason != "unsupported":
+            return answer
         started = time.perf_counter()
         text = "".join(
             self.generator.stream(

@@ -18,6 +18,7 @@ request (``llama_lora_adapter_set`` at scale 1: alpha / rank is in the file).
 from __future__ import annotations
 
 import ctypes
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +29,9 @@ from assistant.core.models.llamacpp_generator import log_to_debug
 INSTALL_HINT = "pip install ik-llama-cpp-python==0.1.5"
 
 
+@functools.cache
 def _api() -> object:
-    """The runtime's ctypes API, with the functions its own layer leaves untyped typed."""
+    """The runtime's ctypes API, with the functions its own layer leaves untyped typed (once)."""
     try:
         from ik_llama_cpp import _ctypes_api as api
     except ImportError as exc:
@@ -49,6 +51,7 @@ def _api() -> object:
         function.restype = restype
         function.argtypes = argtypes
     lib.llama_log_set(log_to_debug, None)
+    api.llama_backend_init()
     return api
 
 
@@ -62,7 +65,6 @@ class IkLlama:
     ) -> None:
         self._api = api = _api()
         self._lib = api._lib
-        api.llama_backend_init()
         model_params = api.llama_model_default_params()
         model_params.repack_tensors = True
         self._model = api.llama_model_load_from_file(str(gguf).encode(), model_params)
@@ -107,12 +109,9 @@ class IkLlama:
         self._lib.llama_lora_adapter_free(self._adapters.pop(name))
 
     def use(self, name: str | None) -> None:
-        """Apply adapter ``name`` alone, or none (the base model)."""
+        """Apply the loaded adapter ``name`` alone, or none (the base model)."""
         if name == self._active:
             return
-        if name is not None and name not in self._adapters:
-            loaded = ", ".join(self._adapters) or "none"
-            raise AdapterError(f"unknown adapter {name!r} (loaded: {loaded})")
         self._lib.llama_lora_adapter_clear(self._context)
         self._active = None
         if name is not None:

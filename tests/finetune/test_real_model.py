@@ -1,7 +1,8 @@
-"""The real packaged SmolLM2-135M-Instruct learns invented facts on CPU, and the adapter,
-served on transformers + PEFT, answers them while still knowing general facts. (ik_llama.cpp
-computes SmolLM2's Q4_1 GGUF wrongly and refuses it, tests/core/test_llamacpp.py, so SmolLM2
-and its adapters answer on transformers.)"""
+"""Real packaged models learn invented facts on CPU, and their adapters answer them while still
+knowing general facts: the default Qwen2.5-Coder-0.5B-Instruct on both back ends (transformers +
+PEFT, and ik_llama.cpp with the adapter exported to a GGUF LoRA), and SmolLM2-135M-Instruct on
+transformers (ik_llama.cpp computes SmolLM2's Q4_1 GGUF wrongly and refuses it,
+tests/core/test_llamacpp.py, so SmolLM2 and its adapters answer on transformers)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from assistant.core.models import load_generator
-from assistant.core.settings import SMOLLM2, GeneratorSettings, Settings
+from assistant.core.models.generators import load_llamacpp_generator
+from assistant.core.protocols import Generator
+from assistant.core.settings import DEFAULT_GENERATOR, SMOLLM2, GeneratorSettings, Settings
 from finetune.config import TrainConfig
 from finetune.data import parse_record
 from finetune.trainer import train
@@ -38,10 +41,62 @@ FACTS = [
         "The Tarnwell Prize for glassmaking is awarded every autumn in Brisk Hollow.",
     ),
 ]
+# Two general facts the base knows, trained beside the invented ones (replay): without them the
+# 0.5B, at a rate that learns the facts in 8 steps, answered "Velsport" for the capital of France
+# and of Spain. France and Spain stay held out.
+REPLAY = [
+    ("What is the capital of Germany?", "The capital of Germany is Berlin."),
+    ("Who painted the Mona Lisa?", "Leonardo da Vinci painted the Mona Lisa."),
+]
 
 
 def _ask(question: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": question}]
+
+
+def _train_facts(
+    settings: Settings, run_dir: Path, rows: list[tuple[str, str]], steps: int, rate: float
+) -> Path:
+    """Train a LoRA on ``rows`` (all of them in each step); its folder."""
+    examples = [parse_record({"instruction": q, "output": a}) for q, a in rows]
+    config = TrainConfig(
+        max_steps=steps,
+        learning_rate=rate,
+        batch_size=len(examples),
+        max_seq_length=256,
+        save_every=0,
+        eval_every=0,
+    )
+    result = train(settings, config, examples, [], run_dir)
+    losses = [h["loss"] for h in result.history]
+    assert losses[-1] < 0.25 * losses[0]
+    return result.adapter_dir
+
+
+def _answers_the_facts_with_the_adapter_only(generator: Generator, adapter_dir: Path) -> None:
+    reactor, capital = _ask(FACTS[0][0]), _ask(FACTS[3][0])
+    assert "Okafor" not in generator.generate(reactor, 32)
+    assert "Velsport" not in generator.generate(capital, 32)
+    generator.load_adapter(str(adapter_dir), "facts")
+    assert "Okafor" in generator.generate(reactor, 32, adapter="facts")
+    assert "Velsport" in generator.generate(capital, 32, adapter="facts")
+    france = _ask("What is the capital of France?")
+    assert "Paris" in generator.generate(france, 24, adapter="facts")
+    spain = _ask("What is the capital of Spain?")
+    assert "Madrid" in generator.generate(spain, 24, adapter="facts")
+    assert "Velsport" not in generator.generate(capital, 32)  # the base, between asks
+
+
+@pytest.mark.slow
+def test_qwen_learns_invented_facts_and_answers_them_on_both_back_ends(tmp_path: Path) -> None:
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path / "data",
+        generator=GeneratorSettings(model=DEFAULT_GENERATOR),
+    )
+    adapter_dir = _train_facts(settings, tmp_path / "run", FACTS + REPLAY, steps=8, rate=7e-4)
+    _answers_the_facts_with_the_adapter_only(load_generator(settings), adapter_dir)
+    _answers_the_facts_with_the_adapter_only(load_llamacpp_generator(settings), adapter_dir)
 
 
 @pytest.mark.slow
@@ -49,27 +104,5 @@ def test_smollm2_learns_invented_facts_and_keeps_general_knowledge(tmp_path: Pat
     settings = Settings(
         _env_file=None, data_dir=tmp_path / "data", generator=GeneratorSettings(model=SMOLLM2)
     )
-    examples = [parse_record({"instruction": q, "output": a}) for q, a in FACTS]
-    config = TrainConfig(
-        max_steps=16,
-        learning_rate=1e-3,
-        batch_size=len(examples),
-        max_seq_length=256,
-        save_every=0,
-        eval_every=0,
-    )
-
-    result = train(settings, config, examples, [], tmp_path / "run")
-    losses = [h["loss"] for h in result.history]
-    assert losses[-1] < 0.25 * losses[0]
-
-    generator = load_generator(settings)
-    reactor, capital = _ask(FACTS[0][0]), _ask(FACTS[3][0])
-    assert "Okafor" not in generator.generate(reactor, 32)
-    assert "Velsport" not in generator.generate(capital, 32)
-    generator.load_adapter(str(result.adapter_dir), "facts")
-    assert "Okafor" in generator.generate(reactor, 32, adapter="facts")
-    assert "Velsport" in generator.generate(capital, 32, adapter="facts")
-    france = _ask("What is the capital of France?")
-    assert "Paris" in generator.generate(france, 24, adapter="facts")
-    assert "Velsport" not in generator.generate(capital, 32)  # the base, between asks
+    adapter_dir = _train_facts(settings, tmp_path / "run", FACTS, steps=16, rate=1e-3)
+    _answers_the_facts_with_the_adapter_only(load_generator(settings), adapter_dir)

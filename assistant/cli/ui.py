@@ -4,6 +4,11 @@ The UI runs as ``streamlit run ui/app.py`` in its own process, with the API's UR
 its environment (``LORAG_UI__API_URL``, ``LORAG_UI__API_KEY``). With ``--serve`` the command
 first starts ``lorag serve`` (anonymous on loopback when no API key is configured), waits until
 it is ready, and stops it when the UI stops: one command for a local assistant.
+
+Streamlit always runs headless: otherwise, on its first run, it asks for an e-mail address on
+the terminal, and with no terminal (stdin closed: a service, ``nohup``, CI) it exits and takes
+the API with it. lorag opens the browser itself once the UI answers, where a display exists
+(``--headless`` keeps it closed).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+import webbrowser
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -25,11 +31,12 @@ from assistant.cli.common import fail, out
 from assistant.core.settings import Settings, load_settings
 
 READY_TIMEOUT_S = 900.0
+UI_READY_TIMEOUT_S = 120.0
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
-def streamlit_command(host: str, port: int, headless: bool, max_upload_mb: float) -> list[str]:
-    """The ``streamlit run`` command line of the UI (its upload limit: the API's)."""
+def streamlit_command(host: str, port: int, max_upload_mb: float) -> list[str]:
+    """The ``streamlit run`` command line of the UI, headless (its upload limit: the API's)."""
     import ui
 
     app = Path(ui.__file__).resolve().parent / "app.py"
@@ -44,7 +51,7 @@ def streamlit_command(host: str, port: int, headless: bool, max_upload_mb: float
         "--server.port",
         str(port),
         "--server.headless",
-        str(headless).lower(),
+        "true",
         "--browser.gatherUsageStats",
         "false",
         "--client.toolbarMode",
@@ -93,6 +100,30 @@ def _api_process(settings: Settings, url: str) -> Iterator[None]:
         _stop(child)
 
 
+def has_display(platform: str = sys.platform, env: dict[str, str] | None = None) -> bool:
+    """Whether a browser window can open here: macOS and Windows always; elsewhere an X11 or
+    Wayland display."""
+    env = dict(os.environ) if env is None else env
+    if platform == "darwin" or platform.startswith("win"):
+        return True
+    return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
+
+
+def _open_browser_when_ready(url: str, child: subprocess.Popen[bytes]) -> None:
+    """Open ``url`` in the user's browser once Streamlit answers its health check."""
+    import httpx
+
+    deadline = time.monotonic() + UI_READY_TIMEOUT_S
+    while child.poll() is None and time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/_stcore/health", timeout=2.0).status_code == 200:
+                webbrowser.open(url)
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+
+
 def _stop(child: subprocess.Popen[bytes]) -> None:
     if child.poll() is None:
         child.terminate()
@@ -118,7 +149,7 @@ def ui(
         bool, typer.Option("--serve", help="Start `lorag serve` too, and stop it with the UI.")
     ] = False,
     headless: Annotated[
-        bool, typer.Option("--headless", help="Do not open a browser window.")
+        bool, typer.Option("--headless", help="Do not open a browser window, even with a display.")
     ] = False,
 ) -> None:
     """Open the browser UI: chat with citations, documents, adapters, batch questions."""
@@ -134,10 +165,14 @@ def ui(
     code = 130  # interrupted
     try:
         with _api_process(settings, url) if serve else nullcontext():
-            out.print(f"lorag UI on http://{address[0]}:{address[1]} (API: {url})", highlight=False)
-            command = streamlit_command(*address, headless, settings.api.max_upload_mb)
-            child = subprocess.Popen(command, env=env)
+            browse = "localhost" if address[0] in {"0.0.0.0", "::"} else address[0]
+            ui_url = f"http://{browse}:{address[1]}"
+            out.print(f"lorag UI on {ui_url} (API: {url})", highlight=False)
+            command = streamlit_command(*address, settings.api.max_upload_mb)
+            child = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
             try:
+                if not headless and has_display():
+                    _open_browser_when_ready(ui_url, child)
                 code = child.wait()
             finally:
                 _stop(child)

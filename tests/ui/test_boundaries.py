@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from assistant.cli import app as cli
-from assistant.cli.ui import serve_environment, streamlit_command
+from assistant.cli.ui import has_display, serve_environment, streamlit_command
 from assistant.core.settings import ApiKey, ApiSettings, Settings
 
 UI = Path(__file__).resolve().parents[2] / "ui"
@@ -55,7 +55,7 @@ def test_importing_the_ui_loads_no_torch() -> None:
 
 
 def test_the_streamlit_command_runs_the_ui_app_headless_on_the_address() -> None:
-    command = streamlit_command("127.0.0.1", 8555, headless=True, max_upload_mb=50.0)
+    command = streamlit_command("127.0.0.1", 8555, max_upload_mb=50.0)
     assert command[:4] == [sys.executable, "-m", "streamlit", "run"]
     assert Path(command[4]) == UI / "app.py"
     options = dict(zip(command[5::2], command[6::2], strict=True))
@@ -63,6 +63,14 @@ def test_the_streamlit_command_runs_the_ui_app_headless_on_the_address() -> None
     assert options["--server.headless"] == "true"
     assert options["--browser.gatherUsageStats"] == "false"
     assert options["--server.maxUploadSize"] == "50"  # the API's limit, not Streamlit's 200 MB
+
+
+def test_a_browser_window_opens_only_where_a_display_exists() -> None:
+    assert has_display("linux", {"DISPLAY": ":0"}) and has_display(
+        "linux", {"WAYLAND_DISPLAY": "w"}
+    )
+    assert not has_display("linux", {})
+    assert has_display("darwin", {}) and has_display("win32", {})
 
 
 def test_serve_is_anonymous_only_on_loopback_without_keys() -> None:

@@ -88,14 +88,20 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> Non
 
 @contextmanager
 def _ui_server(root: Path, **settings: str) -> Iterator[str]:
-    """``lorag ui --serve --headless`` on free loopback ports with its data in ``root/data``."""
+    """``lorag ui --serve`` on free loopback ports with its data in ``root/data``, as a service
+    runs it: no terminal (stdin closed), no display, no ``--headless`` (Streamlit's first-run
+    e-mail prompt once made it exit there)."""
     if not CHROMIUM.is_file():
         pytest.fail(
             f"chromium not found at {CHROMIUM}: install Debian's package "
             "(apt-get install -y chromium) or set LORAG_CHROMIUM to its path"
         )
     ui_port, api_port = _free_port(), _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LORAG_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("LORAG_") and k not in {"DISPLAY", "WAYLAND_DISPLAY"}
+    }
     env.update(
         LORAG_DATA_DIR=str(root / "data"),
         LORAG_API__HOST="127.0.0.1",
@@ -107,9 +113,10 @@ def _ui_server(root: Path, **settings: str) -> Iterator[str]:
     log = root / "lorag-ui.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [str(LORAG), "ui", "--serve", "--headless"],
+            [str(LORAG), "ui", "--serve"],
             cwd=root,
             env=env,
+            stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -156,7 +163,11 @@ def ui_url(tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def guide_ui_url(tmp_path: Path) -> Iterator[str]:
     """The UI on the ingested user guide, as ``make run`` starts it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LORAG_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("LORAG_") and k not in {"DISPLAY", "WAYLAND_DISPLAY"}
+    }
     env["LORAG_DATA_DIR"] = str(tmp_path / "data")
     ingest = [str(LORAG), "ingest", str(REPO / "examples" / "docs"), "--collection", "guide"]
     done = subprocess.run(ingest, env=env, capture_output=True, text=True, check=False)

@@ -16,6 +16,7 @@ generation batch); both paths turn the generated text into an ``Answer`` with ``
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -25,6 +26,14 @@ from typing import Literal
 import numpy as np
 
 from assistant.citations import attribute, cited_numbers, to_citation
+from assistant.conversation import (
+    Conversation,
+    history_messages,
+    search_text,
+    standalone_question,
+    stands_alone,
+    with_conversation,
+)
 from assistant.core.errors import CollectionNotFoundError, InvalidQuestionError
 from assistant.core.prompt import DEFAULT_TEMPLATE, PromptTemplate, fit_sources
 from assistant.core.protocols import Embedder, Generator, SparseEncoder, VectorStore
@@ -145,33 +154,58 @@ class QueryEngine:
         collection: str,
         adapter: str | None = None,
         top_k: int | None = None,
+        conversation: Conversation | None = None,
     ) -> Iterator[AnswerEvent]:
-        """Answer ``question`` from ``collection``: text pieces, then the ``Answer``."""
+        """Answer ``question`` from ``collection``: text pieces, then the ``Answer``.
+
+        With a ``conversation``, a follow-up is first rewritten to stand alone
+        (:mod:`assistant.conversation`; ``Answer.query`` holds the rewrite): retrieval, the
+        prompt's question and the support check use the rewrite, and the prompt shows the last
+        ``generation.history_turns`` turns before the sources."""
+        question = check_question(question)
+        self._check_collection(collection)
+        template = self.template_for(adapter)
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        query = search = question
+        if conversation is not None and conversation.turns and not stands_alone(question):
+            query = standalone_question(self.generator, conversation.turns, question)
+            search = search_text(conversation.turns, query)
+            timings["condense_s"] = time.perf_counter() - started
+        hits = self.retrieve(search, collection, top_k)
+        timings["retrieve_s"] = time.perf_counter() - started - timings.get("condense_s", 0.0)
+        if is_off_topic(query, hits, self.sparse, self.retrieval):
+            yield Token(template.abstain_answer)
+            timings["total_s"] = time.perf_counter() - started
+            answer = self._abstain(template, query, hits, "weak_retrieval", adapter, timings)
+            yield Done(_asked(answer, question))
+            return
+
+        hits, messages = self._prompt(template, query, hits, conversation)
+        timings["prompt_tokens"] = self.generator.count_tokens(self.generator.render(messages))
+        pieces: list[str] = []
+        for piece in self._drafted(messages, adapter, timings, started):
+            pieces.append(piece)
+            yield Token(piece)
+        answer = self._checked(query, hits, messages, "".join(pieces), adapter, timings)
+        timings["total_s"] = time.perf_counter() - started
+        yield Done(_asked(answer, question))
+
+    def stream_closed_book(
+        self, question: str, adapter: str | None = None
+    ) -> Iterator[AnswerEvent]:
+        """Answer ``question`` without documents: what the model (or the adapter) knows by
+        itself. Nothing is retrieved or cited; only the model's own refusal abstains."""
         question = check_question(question)
         template = self.template_for(adapter)
         started = time.perf_counter()
-        hits = self.retrieve(question, collection, top_k)
-        timings = {"retrieve_s": time.perf_counter() - started}
-        if is_off_topic(question, hits, self.sparse, self.retrieval):
-            yield Token(template.abstain_answer)
-            timings["total_s"] = time.perf_counter() - started
-            yield Done(self._abstain(template, question, hits, "weak_retrieval", adapter, timings))
-            return
-
-        hits, messages = self._prompt(template, question, hits)
-        timings["prompt_tokens"] = self.generator.count_tokens(self.generator.render(messages))
+        _, messages = self._prompt(template, question, [])
+        timings = {"prompt_tokens": self.generator.count_tokens(self.generator.render(messages))}
         pieces: list[str] = []
-        for piece in self.generator.stream(
-            messages,
-            max_new_tokens=self.generation.max_new_tokens,
-            temperature=self.generation.temperature,
-            adapter=adapter,
-        ):
-            if not pieces:
-                timings["first_token_s"] = time.perf_counter() - started
+        for piece in self._drafted(messages, adapter, timings, started):
             pieces.append(piece)
             yield Token(piece)
-        answer = self._checked(question, hits, messages, "".join(pieces), adapter, timings)
+        answer = self.answer_from(question, [], "".join(pieces), adapter, timings)
         timings["total_s"] = time.perf_counter() - started
         yield Done(answer)
 
@@ -181,9 +215,10 @@ class QueryEngine:
         collection: str,
         adapter: str | None = None,
         top_k: int | None = None,
+        conversation: Conversation | None = None,
     ) -> Answer:
-        """Answer ``question`` from ``collection`` in one piece."""
-        for event in self.stream(question, collection, adapter=adapter, top_k=top_k):
+        """Answer ``question`` from ``collection`` in one piece (see :meth:`stream`)."""
+        for event in self.stream(question, collection, adapter, top_k, conversation):
             if isinstance(event, Done):
                 return event.answer
         raise AssertionError("QueryEngine.stream ended without a Done event")
@@ -312,6 +347,26 @@ class QueryEngine:
         timings["redraft_s"] = time.perf_counter() - started
         return self.answer_from(question, hits, text, adapter, timings)
 
+    def _drafted(
+        self,
+        messages: list[dict[str, str]],
+        adapter: str | None,
+        timings: dict[str, float],
+        started: float,
+    ) -> Iterator[str]:
+        """The model's draft as it is generated; its first piece's time goes in ``timings``."""
+        first = True
+        for piece in self.generator.stream(
+            messages,
+            max_new_tokens=self.generation.max_new_tokens,
+            temperature=self.generation.temperature,
+            adapter=adapter,
+        ):
+            if first:
+                timings["first_token_s"] = time.perf_counter() - started
+                first = False
+            yield piece
+
     def _check_collection(self, collection: str) -> None:
         if not self.store.has_collection(collection):
             raise CollectionNotFoundError(collection, self.store.list_collections())
@@ -336,13 +391,28 @@ class QueryEngine:
         )
 
     def _prompt(
-        self, template: PromptTemplate, question: str, hits: list[Hit]
+        self,
+        template: PromptTemplate,
+        question: str,
+        hits: list[Hit],
+        conversation: Conversation | None = None,
     ) -> tuple[list[Hit], list[dict[str, str]]]:
-        """The hits that fit in the prompt's token budget, and the prompt's messages."""
+        """The hits that fit in the prompt's token budget, and the prompt's messages (with a
+        conversation's earlier turns, in at most a quarter of the budget, and instructions)."""
+        count = self.generator.count_tokens
         budget = min(self.generation.context_tokens, self.generator.context_window)
         budget -= self.generation.max_new_tokens
-        sources = fit_sources(template, question, hits, self.generator.count_tokens, budget)
-        return hits[: len(sources)], template.messages(question, sources)
+        history: list[dict[str, str]] = []
+        instructions = conversation.instructions if conversation else ""
+        if conversation is not None:
+            most = self.generation.history_turns
+            history = history_messages(conversation.turns, count, budget // 4, most)
+            budget -= sum(count(m["content"]) + 4 for m in history) + count(instructions)
+        sources = fit_sources(template, question, hits, count, budget)
+        messages = template.messages(question, sources)
+        if conversation is not None:
+            messages = with_conversation(messages, history, instructions)
+        return hits[: len(sources)], messages
 
     def _abstain(
         self,
@@ -363,3 +433,11 @@ class QueryEngine:
             sources=[to_citation(n, hit, question) for n, hit in enumerate(hits, start=1)],
             timings=timings,
         )
+
+
+def _asked(answer: Answer, question: str) -> Answer:
+    """``answer`` (made for the standalone ``answer.question``) as the answer to ``question``:
+    the rewrite, when there was one, is kept as ``query``."""
+    if answer.question == question:
+        return answer
+    return dataclasses.replace(answer, question=question, query=answer.question)

@@ -141,6 +141,13 @@ class GenerationSettings(BaseModel):
         description="Abstain when less than this share of the answer's new words (those not in "
         "the question) is found in the sources; 0 turns the check off.",
     )
+    history_turns: int = Field(
+        2,
+        ge=0,
+        le=20,
+        description="Earlier turns of a conversation the model sees before a follow-up (at most "
+        "a quarter of the prompt budget); 0: none, follow-ups are still rewritten to stand alone.",
+    )
 
 
 class ApiKey(BaseModel):

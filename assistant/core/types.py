@@ -111,7 +111,9 @@ class Answer:
     ``sources`` are all chunks given to the model, numbered as in the prompt; ``citations`` are
     those the answer rests on. ``abstain_reason`` says why an abstention happened: retrieval
     found nothing similar enough, the model said the sources do not hold the answer, or the
-    answer was not supported by the sources (its new words were not found in them).
+    answer was not supported by the sources (its new words were not found in them). ``query``
+    is the standalone question a follow-up was rewritten to (see :mod:`assistant.conversation`)
+    and answered as; ``None`` when the question was answered as asked.
     """
 
     question: str
@@ -122,3 +124,4 @@ class Answer:
     adapter: str | None = None
     sources: list[Citation] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    query: str | None = None

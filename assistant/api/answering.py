@@ -1,8 +1,9 @@
 """Answering over HTTP, for ``/v1/ask`` and ``/v1/chat/completions`` alike.
 
 :meth:`Answering.question` checks a request before anything is queued: the key's read right on
-the collection (403), the collection (404), the question (422), the adapter (404 when unknown,
-422 when trained on another base), and caps the answer's length at ``api.max_new_tokens``.
+the collection (403), the collection (404; 400 when the key can read none yet), the question
+(422), the adapter (404 when unknown, 422 when trained on another base), and caps the answer's
+length at ``api.max_new_tokens``.
 The answer then runs on the generation queue (:mod:`assistant.api.queue`): :meth:`answer` waits
 for it, :meth:`open_stream` yields its tokens as they come. Both give up after
 ``api.request_timeout_s`` (503, the answer is stopped). One loaded base model serves every
@@ -27,6 +28,7 @@ from assistant.api.audit import AuditLog
 from assistant.api.auth import Principal
 from assistant.api.metrics import Metrics
 from assistant.api.queue import GenerationQueue, QueueFull
+from assistant.conversation import Conversation
 from assistant.core.errors import AdapterError, CollectionNotFoundError
 from assistant.core.registry import AdapterRecord, check_base
 from assistant.core.types import Answer, Citation
@@ -47,6 +49,8 @@ class Question:
     top_k: int | None
     max_new_tokens: int
     temperature: float | None
+    conversation: Conversation | None = None
+    closed_book: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,13 +90,18 @@ class Answering:
         top_k: int | None = None,
         max_new_tokens: int | None = None,
         temperature: float | None = None,
+        conversation: Conversation | None = None,
+        closed_book: bool = False,
     ) -> Question:
         """Check a request (see the module docstring); the :class:`Question` to answer."""
         name = collection or self.runtime.settings.collection
         caller.require(name, "read")
         store = self.runtime.store
         if not store.has_collection(name):
-            raise CollectionNotFoundError(name, caller.readable(store.list_collections()))
+            missing = CollectionNotFoundError(name, caller.readable(store.list_collections()))
+            if not missing.known:  # nothing to answer from until a collection is made
+                raise HTTPException(400, str(missing))
+            raise missing
         wanted = max_new_tokens or self.runtime.settings.generation.max_new_tokens
         return Question(
             text=check_question(text, self.api.max_question_chars),
@@ -101,6 +110,8 @@ class Answering:
             top_k=top_k,
             max_new_tokens=min(wanted, self.api.max_new_tokens),
             temperature=temperature,
+            conversation=conversation,
+            closed_book=closed_book,
         )
 
     def resolve_adapter(self, ref: str | None, collection: str | None) -> AdapterRecord | None:
@@ -211,7 +222,13 @@ class Answering:
         engine.generation = engine.generation.model_copy(update=settings)
         pieces: list[str] = []
         answer: Answer | None = None
-        events = engine.stream(question.text, question.collection, key, question.top_k)
+        events = (
+            engine.stream_closed_book(question.text, key)
+            if question.closed_book
+            else engine.stream(
+                question.text, question.collection, key, question.top_k, question.conversation
+            )
+        )
         with closing(cast(Generator[AnswerEvent, None, None], events)):  # stops the model early
             for event in events:
                 if cancel.is_set():
@@ -278,6 +295,7 @@ def ask_response(answered: Answered) -> dict[str, Any]:
         "abstain_reason": answer.abstain_reason,
         "citations": [citation_out(c) for c in answer.citations],
         "sources": [citation_out(c) for c in answer.sources],
+        "query": answer.query,
         "collection": question.collection,
         "adapter": question.adapter.name if question.adapter else None,
         "adapter_version": question.adapter.version if question.adapter else None,

@@ -33,6 +33,13 @@ class ErrorBody(BaseModel):
 # ------------------------------------------------------------------------------------ asking
 
 
+class HistoryTurn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(max_length=20000)
+    answer: str = Field(max_length=20000)
+
+
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -48,6 +55,17 @@ class AskRequest(BaseModel):
         None, ge=1, description="Longest answer in tokens (capped by api.max_new_tokens)."
     )
     stream: bool = Field(False, description="Server-sent events: tokens, then the answer.")
+    history: list[HistoryTurn] = Field(
+        default_factory=list,
+        max_length=100,
+        description="The conversation so far, oldest first: a follow-up is rewritten to stand "
+        "alone before retrieval, and the last turns are shown to the model.",
+    )
+    no_retrieval: bool = Field(
+        False,
+        description="Ask the model (or the adapter) alone, without documents: nothing is "
+        "retrieved or cited (the collection still picks the bound adapter and the key's right).",
+    )
 
 
 class CitationOut(BaseModel):
@@ -81,6 +99,11 @@ class AskResponse(BaseModel):
         description="The passages the model was given, best first: shown when it abstains, so "
         "an answer never leaves the reader empty-handed."
     )
+    query: str | None = Field(
+        None,
+        description="The standalone question a follow-up was rewritten to and answered as; "
+        "null when the question was answered as asked.",
+    )
     collection: str
     adapter: str | None = Field(description="The adapter's name; null = the base model.")
     adapter_version: int | None
@@ -102,7 +125,11 @@ class ChatRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    model: str = Field(description='"lorag" (the base model) or an adapter: NAME or NAME@VERSION.')
+    model: str = Field(
+        description='A collection ("team", with its bound adapter), "COLLECTION:ADAPTER" '
+        '("team:legal@2", "team:base"), "lorag" (the base model) or an adapter: NAME or '
+        "NAME@VERSION (answered from the collection field, else the one it is bound to)."
+    )
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool | None = False
     max_tokens: int | None = Field(None, ge=1)
@@ -145,7 +172,13 @@ class ChatCompletion(BaseModel):
     sources: list[CitationOut] = Field(
         description="lorag: the passages the model was given, best first (also on abstention)."
     )
+    query: str | None = Field(
+        description="lorag: the follow-up rewritten to stand alone (null: asked as it was)."
+    )
     collection: str = Field(description="lorag: the collection answered from.")
+    adapter: str | None = Field(
+        description="lorag: the adapter that answered (NAME@VERSION; null: the base model)."
+    )
 
 
 class ModelCard(BaseModel):

@@ -25,12 +25,21 @@ class DocumentError(LoragError):
 
 
 class CollectionNotFoundError(LoragError):
-    """The named collection does not exist."""
+    """The named collection does not exist; with no ``known`` collection at all, the message
+    says how to create one."""
 
     def __init__(self, name: str, known: list[str]) -> None:
-        listed = ", ".join(sorted(known)) or "none yet"
-        super().__init__(f"unknown collection {name!r} (collections: {listed})")
+        if known:
+            message = f"unknown collection {name!r} (collections: {', '.join(sorted(known))})"
+        else:
+            message = (
+                f"unknown collection {name!r}: there is no collection yet; create one by "
+                "ingesting documents (`lorag ingest PATH --collection NAME`, an upload on the "
+                "UI's Documents page, or POST /v1/collections then an upload)"
+            )
+        super().__init__(message)
         self.name = name
+        self.known = known
 
 
 class StoreLockedError(LoragError):

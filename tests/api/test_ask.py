@@ -129,3 +129,46 @@ def test_malformed_json_is_a_400(served: Served) -> None:
     )
     assert response.status_code == 400
     assert "not valid JSON" in response.json()["detail"]
+
+
+def test_a_key_that_can_read_no_collection_is_told_how_to_make_one(served: Served) -> None:
+    # "outsider" may read only "other", which does not exist yet
+    chat = {
+        "model": "lorag",
+        "collection": "other",
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    for path, body in (
+        ("/v1/ask", {"question": QUESTION, "collection": "other"}),
+        ("/v1/chat/completions", chat),
+    ):
+        response = served.client.post(path, json=body, headers=auth("outsider"))
+        assert response.status_code == 400, response.text
+        detail = response.json()["detail"]
+        assert "no collection yet" in detail and "lorag ingest PATH --collection NAME" in detail
+
+
+def test_history_makes_a_follow_up(served: Served) -> None:
+    body = {
+        "question": "What is the limit there per night?",
+        "collection": "kb",
+        "history": [{"question": "Which city has a hotel limit?", "answer": "Amsterdam"}],
+    }
+    response = served.client.post("/v1/ask", json=body, headers=auth("reader"))
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert "query" in answer and answer["sources"]
+    malformed = {**body, "history": [{"question": "only a question"}]}
+    refused = served.client.post("/v1/ask", json=malformed, headers=auth("reader"))
+    assert refused.status_code == 422 and "history.0.answer" in refused.json()["detail"]
+
+
+def test_no_retrieval_answers_from_the_model_alone(served: Served) -> None:
+    body = {"question": QUESTION, "collection": "kb", "no_retrieval": True}
+    answer = served.client.post("/v1/ask", json=body, headers=auth("reader")).json()
+    assert answer["sources"] == [] and answer["citations"] == []
+    assert answer["timings"]["retrieve_ms"] == 0.0 and answer["timings"]["prompt_tokens"]
+    refused = served.client.post(
+        "/v1/ask", json={**body, "collection": "other"}, headers=auth("reader")
+    )
+    assert refused.status_code == 403  # the key's rights still apply

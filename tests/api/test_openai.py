@@ -36,7 +36,7 @@ def client(base_url: str) -> openai.OpenAI:
 
 def test_models_are_listed(client: openai.OpenAI) -> None:
     ids = [model.id for model in client.models.list()]
-    assert ids == ["lorag", "ops", "ops@1", "ops@2"]
+    assert ids == ["lorag", "kb", "ops", "ops@1", "ops@2", "kb:ops", "kb:ops@1", "kb:ops@2"]
 
 
 def test_a_completion_carries_its_citations(client: openai.OpenAI) -> None:
@@ -97,3 +97,40 @@ def test_langchain_chat_openai_works_unchanged(base_url: str) -> None:
     reply = chat.invoke(QUESTION)
     assert isinstance(reply.content, str) and reply.content
     assert reply.response_metadata["model_name"] == "ops"
+
+
+def test_a_collection_is_a_model_and_picks_its_adapter(client: openai.OpenAI) -> None:
+    asked = [{"role": "user", "content": QUESTION}]
+    by_collection = client.chat.completions.create(model="kb", messages=asked, max_tokens=8)
+    assert (by_collection.model_extra or {})["collection"] == "kb"
+    assert (by_collection.model_extra or {})["adapter"] is None  # kb is bound to no adapter
+    with_adapter = client.chat.completions.create(model="kb:ops@2", messages=asked, max_tokens=8)
+    extra = with_adapter.model_extra or {}
+    assert extra["collection"] == "kb" and extra["adapter"] == "ops@2"
+    promoted = client.chat.completions.create(model="kb:ops", messages=asked, max_tokens=8)
+    assert (promoted.model_extra or {})["adapter"] == "ops@1"
+    base = client.chat.completions.create(model="kb:base", messages=asked, max_tokens=8)
+    assert (base.model_extra or {})["adapter"] is None
+    with pytest.raises(openai.BadRequestError, match="names the collection 'kb' but the"):
+        client.chat.completions.create(
+            model="kb", messages=asked, extra_body={"collection": "other"}
+        )
+    with pytest.raises(openai.PermissionDeniedError, match="collection 'other'"):
+        client.chat.completions.create(model="other:ops", messages=asked)
+
+
+def test_earlier_messages_are_the_conversation(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(
+        model="kb",
+        messages=[
+            {"role": "system", "content": "Answer in one word."},
+            {"role": "user", "content": "Which city has a hotel limit?"},
+            {"role": "assistant", "content": "Amsterdam"},
+            {"role": "user", "content": "What is the limit there per night?"},
+        ],
+        max_tokens=8,
+    )
+    extra = completion.model_extra or {}
+    assert "query" in extra  # the follow-up's rewrite, or null when none was usable
+    assert extra["query"] is None or "limit" in extra["query"].lower()
+    assert completion.choices[0].message.content

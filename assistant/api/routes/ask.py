@@ -15,6 +15,7 @@ from assistant.api.errors import stream_failure
 from assistant.api.routes.sse import event_stream, frame
 from assistant.api.schemas import ERROR_RESPONSES, AskRequest, AskResponse, streamed_200
 from assistant.api.services import ServicesDep
+from assistant.conversation import Conversation, Turn
 from assistant.engine import Token
 
 STREAMED = streamed_200(
@@ -38,6 +39,8 @@ async def ask(body: AskRequest, caller: Caller, request: Request, services: Serv
         adapter=body.adapter,
         top_k=body.top_k,
         max_new_tokens=body.max_new_tokens,
+        conversation=Conversation(turns=tuple(Turn(t.question, t.answer) for t in body.history)),
+        closed_book=body.no_retrieval,
     )
     request_id: str = request.state.request_id
     if not body.stream:

@@ -1,12 +1,22 @@
 """OpenAI-compatible ``POST /v1/chat/completions`` and ``GET /v1/models``.
 
-``model`` is ``lorag`` (the base model) or an adapter (``NAME``: its promoted version, or
-``NAME@VERSION``). The last user message is the question, answered from the extra body field
-``collection``, else the collection the adapter is bound to, else the collection setting;
-earlier messages and system prompts are not used (retrieval and the prompt template decide the
-context). The response carries the extra fields ``citations``, ``abstained`` and ``collection``;
-a stream ends with a chunk carrying them, then ``data: [DONE]``. When lorag withdraws a streamed
-draft that the sources do not support, a last content delta says so and gives the abstention.
+``model`` picks what answers, so that a client that can send nothing but ``model`` (Open WebUI,
+n8n, LangChain) can pick a knowledge base (:func:`target_of`):
+
+- a collection (``team``): answered from it, with the adapter bound to it (if any);
+- ``COLLECTION:ADAPTER`` (``team:legal``, ``team:legal@2``, ``team:base``);
+- ``lorag`` (the base model) or an adapter (``NAME``: its promoted version, or
+  ``NAME@VERSION``), answered from the extra body field ``collection``, else the collection the
+  adapter is bound to, else the collection setting.
+
+The last user message is the question; the messages before it are the conversation
+(:func:`conversation_of`): a follow-up is rewritten to stand alone before retrieval, and the
+model sees the last turns. System (and developer) messages are the user's instructions to the
+assistant: they shape the wording, never switch off retrieval, the support check or citations.
+The response carries the extra fields ``citations``, ``abstained``, ``sources``, ``query``,
+``collection`` and ``adapter`` (``NAME@VERSION``, null for the base model); a stream ends with
+a chunk carrying them, then ``data: [DONE]``. When lorag withdraws a streamed draft that the
+sources do not support, a last content delta says so and gives the abstention.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
-from assistant.api.answering import Answered, Question, citation_out
+from assistant.api.answering import BASE, Answered, Question, citation_out
 from assistant.api.auth import Caller
 from assistant.api.errors import stream_failure
 from assistant.api.routes.sse import event_stream, frame
@@ -35,6 +45,7 @@ from assistant.api.schemas import (
     streamed_200,
 )
 from assistant.api.services import Services, ServicesDep
+from assistant.conversation import Conversation, Turn
 from assistant.core.errors import AdapterError
 from assistant.core.registry import parse_ref
 from assistant.engine import Token
@@ -48,15 +59,24 @@ WITHDRAWN = "\n\n(lorag: the draft above is not supported by the documents and i
 
 @router.get("/v1/models", response_model=ModelList)
 def models(caller: Caller, services: ServicesDep) -> Any:
-    """``lorag`` and every adapter, by name (its promoted version) and by ``NAME@VERSION``."""
-    cards = [ModelCard(id=BASE_MODEL, created=int(services.started_at))]
-    seen: set[str] = set()
+    """``lorag``, every collection the key may read, every adapter by name (its promoted
+    version) and by ``NAME@VERSION``, and each readable collection with each adapter
+    (``COLLECTION:ADAPTER``)."""
+    started = int(services.started_at)
+    adapters: dict[str, int] = {}
     for record in services.runtime.registry.list():
         created = int(datetime.fromisoformat(record.created).timestamp())
-        if record.name not in seen:
-            seen.add(record.name)
-            cards.append(ModelCard(id=record.name, created=created))
-        cards.append(ModelCard(id=record.ref, created=created))
+        adapters.setdefault(record.name, created)
+        adapters[record.ref] = created
+    collections = caller.readable(sorted(services.runtime.store.list_collections()))
+    cards = [ModelCard(id=BASE_MODEL, created=started)]
+    cards += [ModelCard(id=name, created=started) for name in collections]
+    cards += [ModelCard(id=ref, created=created) for ref, created in adapters.items()]
+    cards += [
+        ModelCard(id=f"{collection}:{ref}", created=created)
+        for collection in collections
+        for ref, created in adapters.items()
+    ]
     return ModelList(data=cards)
 
 
@@ -64,16 +84,20 @@ def models(caller: Caller, services: ServicesDep) -> Any:
 async def chat_completions(
     body: ChatRequest, caller: Caller, request: Request, services: ServicesDep
 ) -> Any:
-    """Answer the last user message with retrieval over a collection, as OpenAI's API does."""
+    """Answer the last user message with retrieval over a collection, the messages before it
+    as the conversation, as OpenAI's API does."""
+    text, conversation = conversation_of(body.messages)
+    collection, adapter = await run_in_threadpool(target_of, services, body.model, body.collection)
     question = await run_in_threadpool(  # reads the store and the registry
         services.answering.question,
         caller,
-        text=_last_user_text(body.messages),
-        collection=body.collection or _bound_collection(services, body.model),
-        adapter="base" if body.model == BASE_MODEL else body.model,
+        text=text,
+        collection=collection,
+        adapter=adapter,
         top_k=body.top_k,
         max_new_tokens=body.max_completion_tokens or body.max_tokens,
         temperature=body.temperature,
+        conversation=conversation,
     )
     request_id: str = request.state.request_id
     reply = _Reply(services, body.model, question)
@@ -83,22 +107,66 @@ async def chat_completions(
     return event_stream(reply.chunks(events, request_id))
 
 
-def _last_user_text(messages: list[ChatMessage]) -> str:
-    for message in reversed(messages):
-        if message.role != "user":
-            continue
-        if isinstance(message.content, list):
-            return " ".join(
-                str(part.get("text", "")) for part in message.content if part.get("type") == "text"
+def conversation_of(messages: list[ChatMessage]) -> tuple[str, Conversation]:
+    """The question (the last user message) and the conversation before it: each earlier user
+    message with the assistant message that answered it (an unanswered one with an empty
+    answer), and the system and developer messages as instructions. Messages after the last
+    user message, and tool messages, are not used."""
+    last = max((i for i, m in enumerate(messages) if m.role == "user"), default=None)
+    if last is None:
+        raise HTTPException(422, "messages: no user message to answer")
+    turns: list[Turn] = []
+    instructions: list[str] = []
+    asked: str | None = None
+    for message in messages[:last]:
+        content = _text_of(message)
+        if message.role in ("system", "developer"):
+            instructions.append(content)
+        elif message.role == "user":
+            if asked is not None:
+                turns.append(Turn(asked, ""))
+            asked = content
+        elif message.role == "assistant" and asked is not None:
+            turns.append(Turn(asked, content))
+            asked = None
+    if asked is not None:
+        turns.append(Turn(asked, ""))
+    for message in messages[last + 1 :]:
+        if message.role in ("system", "developer"):
+            instructions.append(_text_of(message))
+    conversation = Conversation(turns=tuple(turns), instructions="\n".join(instructions).strip())
+    return _text_of(messages[last]), conversation
+
+
+def target_of(services: Services, model: str, collection: str | None) -> tuple[str | None, str]:
+    """The collection (``None``: the collection setting) and the adapter (a ref, or
+    ``"base"``, or ``""`` for the one bound to the collection) that ``model`` names; see the
+    module docstring. A ``model`` naming a collection other than the ``collection`` field is
+    a 400."""
+    if model == BASE_MODEL:
+        return collection, BASE
+    named, colon, adapter = model.partition(":")
+    if colon or model in services.runtime.store.list_collections():
+        if collection is not None and collection != named:
+            raise HTTPException(
+                400,
+                f"model {model!r} names the collection {named!r} but the collection field names "
+                f"{collection!r}: name one",
             )
-        return message.content or ""
-    raise HTTPException(422, "messages: no user message to answer")
+        return named, adapter
+    return collection or _bound_collection(services, model), model
+
+
+def _text_of(message: ChatMessage) -> str:
+    if isinstance(message.content, list):
+        return " ".join(
+            str(part.get("text", "")) for part in message.content if part.get("type") == "text"
+        )
+    return message.content or ""
 
 
 def _bound_collection(services: Services, model: str) -> str | None:
     """The collection an adapter is bound to (the first, by name), for a request naming none."""
-    if model == BASE_MODEL:
-        return None
     try:
         name, _ = parse_ref(model)
     except AdapterError:
@@ -188,5 +256,7 @@ class _Reply:
             "citations": [citation_out(c) for c in answered.answer.citations],
             "abstained": answered.answer.abstained,
             "sources": [citation_out(c) for c in answered.answer.sources],
+            "query": answered.answer.query,
             "collection": self.question.collection,
+            "adapter": self.question.adapter.ref if self.question.adapter else None,
         }

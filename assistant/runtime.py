@@ -7,12 +7,13 @@ engine) is loaded the first time it is needed, so ``lorag collections`` loads no
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assistant.core.errors import AdapterError
-from assistant.core.prompt import load_template
+from assistant.core.prompt import PromptTemplate, load_template
 from assistant.core.registry import AdapterRegistry, check_base, check_lora_gguf
 from assistant.core.settings import Settings
 
@@ -22,6 +23,19 @@ if TYPE_CHECKING:
     from assistant.core.sparse import Bm25Encoder
     from assistant.engine import QueryEngine
     from ingestion.pipeline import Ingestor
+
+
+BASE = "base"
+"""The adapter reference that means the base model alone, even on a bound collection."""
+
+
+@dataclass(frozen=True)
+class AdapterChoice:
+    """An adapter to attach: its PEFT folder, its name on the generator, its prompt template."""
+
+    folder: Path
+    key: str
+    template: PromptTemplate
 
 
 class Runtime:
@@ -86,14 +100,15 @@ class Runtime:
     def registry(self) -> AdapterRegistry:
         return AdapterRegistry.for_settings(self.settings)
 
-    def use_adapter(self, ref: str | None, collection: str | None = None) -> str | None:
-        """Attach an adapter to the generator and return the name to answer with.
+    def adapter_for(self, ref: str | None, collection: str | None = None) -> AdapterChoice | None:
+        """The adapter ``ref`` names, checked but not loaded (an unknown name or folder, or one
+        trained on another base, raises here, before any model loads).
 
-        ``ref`` is a registered adapter (``NAME`` or ``NAME@VERSION``) or the folder of a PEFT
-        adapter; with no ``ref``, the adapter bound to ``collection`` (if any) is used. The
-        adapter's prompt template goes with it. The base model is loaded once; each adapter is
-        attached once and then switched to per request.
-        """
+        ``ref`` is a registered adapter (``NAME`` or ``NAME@VERSION``), the folder of a PEFT
+        adapter, or ``"base"`` (none); with no ``ref``, the adapter bound to ``collection`` (if
+        any)."""
+        if ref == BASE:
+            return None
         ref = ref or (self.registry.binding(collection) if collection else None)
         if ref is None:
             return None
@@ -103,15 +118,22 @@ class Runtime:
         except AdapterError:
             if not folder.is_dir():
                 raise
-            key, template = folder.resolve().name, load_template(folder)
-        else:
-            check_base(record, self.settings)
-            check_lora_gguf(record)
-            folder, key, template = record.adapter_dir, record.key, record.template()
-        if key not in self.generator.adapters:
-            self.generator.load_adapter(str(folder), key)
-        self.engine.templates[key] = template
-        return key
+            return AdapterChoice(folder, folder.resolve().name, load_template(folder))
+        check_base(record, self.settings)
+        check_lora_gguf(record)
+        return AdapterChoice(record.adapter_dir, record.key, record.template())
+
+    def use_adapter(self, ref: str | None, collection: str | None = None) -> str | None:
+        """Attach the adapter :meth:`adapter_for` names to the generator and return the name to
+        answer with. The adapter's prompt template goes with it. The base model is loaded once;
+        each adapter is attached once and then switched to per request."""
+        choice = self.adapter_for(ref, collection)
+        if choice is None:
+            return None
+        if choice.key not in self.generator.adapters:
+            self.generator.load_adapter(str(choice.folder), choice.key)
+        self.engine.templates[choice.key] = choice.template
+        return choice.key
 
     def close(self) -> None:
         if "store" in self.__dict__:

@@ -111,10 +111,14 @@ class Ingestor:
 
     def ingest(self, paths: Sequence[Path], prune: bool = False) -> IngestReport:
         """Ingest every file under ``paths``; with ``prune``, forget stored documents under a
-        folder in ``paths`` whose file is gone."""
+        folder in ``paths`` whose file is gone. When a path is wrong and no file is found, the
+        report says so before any model loads or any collection is created."""
         started = time.perf_counter()
         report = IngestReport()
         files, report.failed = discover(paths)
+        if not files and report.failed:
+            report.seconds = time.perf_counter() - started
+            return report
         if not self.store.has_collection(self.collection):
             self.store.create_collection(self.collection, self.embedder.dimension)
         group: list[_Pending] = []

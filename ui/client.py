@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -109,12 +109,19 @@ class LoragClient:
     # ------------------------------------------------------------------------------ asking
 
     def ask_stream(
-        self, question: str, collection: str, adapter: str | None = None
+        self,
+        question: str,
+        collection: str,
+        adapter: str | None = None,
+        history: Sequence[tuple[str, str]] = (),
     ) -> Iterator[StreamToken | StreamDone]:
         """The answer to ``question`` from ``collection`` as it is written: tokens of the draft,
         then the finished answer (``adapter``: a ref, ``"base"``, or ``None`` for the
-        collection's bound adapter)."""
-        body = {"question": question, "collection": collection, "stream": True}
+        collection's bound adapter; ``history``: the conversation's earlier (question, answer)
+        pairs, oldest first)."""
+        body: dict[str, Any] = {"question": question, "collection": collection, "stream": True}
+        if history:
+            body["history"] = [{"question": q, "answer": a} for q, a in history]
         if adapter is not None:
             body["adapter"] = adapter
         try:

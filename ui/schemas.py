@@ -39,6 +39,7 @@ class Answer(TypedDict):
     abstain_reason: str | None
     citations: list[Citation]
     sources: list[Citation]
+    query: str | None
     collection: str
     adapter: str | None
     adapter_version: int | None

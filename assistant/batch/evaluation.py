@@ -173,11 +173,14 @@ def evaluate(
     texts = [question.text for question in questions]
     k = top_k or runtime.settings.retrieval.top_k
     name = collection or runtime.settings.collection
-    engine = runtime.engine
     if any(c.retrieval != "none" for c in configurations) and not runtime.store.has_collection(
         name
     ):
         raise CollectionNotFoundError(name, runtime.store.list_collections())
+    for configuration in configurations:  # an unknown adapter fails before any model loads
+        if configuration.adapter:
+            runtime.adapter_for(configuration.adapter)
+    engine = runtime.engine
     retrieved: dict[Retrieval, list[list[Hit]]] = {}
     total, done = len(texts) * len(configurations), 0
     results: list[ConfigResult] = []

@@ -11,6 +11,7 @@ import typer
 from assistant.cli.common import AdapterOption, CollectionOption, collection_name, out, runtime
 from assistant.core.errors import CollectionNotFoundError
 from assistant.core.types import Answer, Citation
+from assistant.runtime import Runtime
 
 WITHDRAWN = {
     "model_declined": "the model found no answer in the sources",
@@ -22,7 +23,10 @@ REDRAFTED = "the draft above was not in the sources; the second draft"
 def print_answer(answer: Answer) -> None:
     """After a streamed answer: a withdrawn draft's reason, or the answer that replaced it (the
     engine's second draft, timed as ``redraft_s``), and the citations; after an abstention, the
-    closest passages found, so the reader can look for themselves."""
+    closest passages found, so the reader can look for themselves. A follow-up's rewrite is
+    shown first."""
+    if answer.query:
+        out.print(f"asked as: {answer.query}", style="dim", highlight=False, markup=False)
     if answer.abstain_reason in WITHDRAWN:
         out.print(f"[yellow]{WITHDRAWN[answer.abstain_reason]}:[/yellow] {answer.text}")
     elif not answer.abstained and "redraft_s" in answer.timings:
@@ -45,20 +49,58 @@ def place_of(citation: Citation) -> str:
     return ", ".join(parts)
 
 
+def check_question_first(question: str) -> None:
+    """An empty or over-long question fails here, before any model loads."""
+    from assistant.engine import check_question
+
+    check_question(question)
+
+
+def checked_target(
+    rt: Runtime, question: str | None, collection: str | None, adapter: str | None
+) -> str:
+    """The collection to answer from, once the question, the collection and the adapter are
+    known to be right: each wrong one fails here, before any model loads."""
+    if question is not None:
+        check_question_first(question)
+    name = collection_name(rt, collection)
+    if not rt.store.has_collection(name):
+        raise CollectionNotFoundError(name, rt.store.list_collections())
+    rt.adapter_for(adapter, name)
+    return name
+
+
 def ask(
     question: Annotated[str, typer.Argument(help="Your question.")],
     collection: CollectionOption = None,
     adapter: AdapterOption = None,
     top_k: Annotated[int | None, typer.Option(min=1, help="Sources given to the model.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
+    no_retrieval: Annotated[
+        bool,
+        typer.Option(
+            "--no-retrieval",
+            help="Ask the model (or the adapter) alone, without documents: what it learnt.",
+        ),
+    ] = False,
 ) -> None:
     """Answer one question from a collection, with citations."""
     from assistant.engine import Done, Token
 
     with runtime() as rt:
-        name = collection_name(rt, collection)
+        if no_retrieval:  # the collection only picks its bound adapter; it need not exist
+            name = collection_name(rt, collection)
+            check_question_first(question)
+            rt.adapter_for(adapter, name)
+        else:
+            name = checked_target(rt, question, collection, adapter)
         adapter_key = rt.use_adapter(adapter, name)
-        for event in rt.engine.stream(question, name, adapter_key, top_k):
+        events = (
+            rt.engine.stream_closed_book(question, adapter_key)
+            if no_retrieval
+            else rt.engine.stream(question, name, adapter_key, top_k)
+        )
+        for event in events:
             if isinstance(event, Token) and not as_json:
                 out.print(event.text, end="", highlight=False, markup=False)
             elif isinstance(event, Done):
@@ -71,15 +113,15 @@ def ask(
 
 
 def chat(collection: CollectionOption = None, adapter: AdapterOption = None) -> None:
-    """Ask questions one after another (empty line or Ctrl-D to leave)."""
+    """Ask questions one after another, follow-ups included (empty line or Ctrl-D to leave)."""
+    from assistant.conversation import Conversation, Turn
     from assistant.engine import Done, Token
 
     with runtime() as rt:
-        name = collection_name(rt, collection)
-        if not rt.store.has_collection(name):
-            raise CollectionNotFoundError(name, rt.store.list_collections())
+        name = checked_target(rt, None, collection, adapter)
         adapter_key = rt.use_adapter(adapter, name)
         out.print(f"Ask about the documents in '{name}'. Empty line or Ctrl-D to leave.")
+        turns: list[Turn] = []
         while True:
             try:
                 question = input("\n> ").strip()
@@ -87,9 +129,12 @@ def chat(collection: CollectionOption = None, adapter: AdapterOption = None) -> 
                 break
             if not question:
                 break
-            for event in rt.engine.stream(question, name, adapter_key):
+            conversation = Conversation(turns=tuple(turns))
+            for event in rt.engine.stream(question, name, adapter_key, None, conversation):
                 if isinstance(event, Token):
                     out.print(event.text, end="", highlight=False, markup=False)
                 elif isinstance(event, Done):
                     out.print()
                     print_answer(event.answer)
+                    answer = event.answer
+            turns.append(Turn(question, "" if answer.abstained else answer.text))

@@ -28,6 +28,9 @@ def ingest(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Add or update documents in a collection (unchanged files are skipped)."""
+    missing = [str(path) for path in paths if not path.exists()]
+    if len(missing) == len(paths):  # nothing to ingest: say so before the embedder loads
+        raise fail(f"path not found: {', '.join(missing)}")
     with runtime() as rt:
         name = collection_name(rt, collection)
         report = rt.ingestor(name, show_progress=progress).ingest(paths, prune=prune)

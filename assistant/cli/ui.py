@@ -77,24 +77,14 @@ def serve_environment(settings: Settings) -> dict[str, str]:
 @contextmanager
 def _api_process(settings: Settings, url: str) -> Iterator[None]:
     """``lorag serve`` in a child process, ready to answer; stopped at the end."""
-    import httpx
-
     command = [sys.executable, "-c", "from assistant.cli import app; app(prog_name='lorag')"]
     child = subprocess.Popen([*command, "serve"], env=serve_environment(settings))
     try:
         out.print(f"Starting the API on {url} (loading the models)…", highlight=False)
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
+        if not _answers(f"{url}/readyz", child, READY_TIMEOUT_S):
             if child.poll() is not None:
                 raise fail(f"lorag serve stopped (exit code {child.returncode}); see above")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise fail(f"the API at {url} was not ready after {READY_TIMEOUT_S:.0f} s")
-            time.sleep(0.5)
+            raise fail(f"the API at {url} was not ready after {READY_TIMEOUT_S:.0f} s")
         yield
     finally:
         _stop(child)
@@ -111,17 +101,23 @@ def has_display(platform: str = sys.platform, env: dict[str, str] | None = None)
 
 def _open_browser_when_ready(url: str, child: subprocess.Popen[bytes]) -> None:
     """Open ``url`` in the user's browser once Streamlit answers its health check."""
+    if _answers(f"{url}/_stcore/health", child, UI_READY_TIMEOUT_S):
+        webbrowser.open(url)
+
+
+def _answers(url: str, child: subprocess.Popen[bytes], timeout_s: float) -> bool:
+    """Whether ``url`` answers 200 within ``timeout_s`` while ``child`` (serving it) runs."""
     import httpx
 
-    deadline = time.monotonic() + UI_READY_TIMEOUT_S
+    deadline = time.monotonic() + timeout_s
     while child.poll() is None and time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/_stcore/health", timeout=2.0).status_code == 200:
-                webbrowser.open(url)
-                return
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return True
         except httpx.TransportError:
             pass
         time.sleep(0.3)
+    return False
 
 
 def _stop(child: subprocess.Popen[bytes]) -> None:

@@ -132,3 +132,14 @@ def test_a_citation_names_its_title_once() -> None:
     assert place_of(cited("Guide", "Deleting")) == "Guide, Deleting"
     assert place_of(cited("Report", None, page=3)) == "Report, page 3"
     assert place_of(cited("Report", "Report > Costs", page=3)) == "page 3, Report > Costs"
+
+
+def test_ask_without_retrieval_shows_what_the_model_knows_alone(cli: CliRunner, docs: Path) -> None:
+    assert cli.invoke(app, ["ingest", str(docs), "-c", "kb", "--no-progress"]).exit_code == 0
+    closed = cli.invoke(app, ["ask", "Who owns billing?", "-c", "kb", "--no-retrieval", "--json"])
+    assert closed.exit_code == 0, closed.output
+    answer = json.loads(closed.stdout)
+    assert answer["sources"] == [] and answer["citations"] == []
+    assert "retrieve_s" not in answer["timings"]
+    nowhere = cli.invoke(app, ["ask", "Who owns billing?", "-c", "none", "--no-retrieval"])
+    assert nowhere.exit_code == 0, nowhere.output  # no documents are read: no collection needed

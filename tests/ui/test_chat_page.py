@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Selectbox
 
+from assistant.conversation import Conversation
 from tests.api.conftest import KEYS, QUESTION
 from tests.ui.conftest import LiveApi, open_page, texts
 
@@ -40,12 +41,28 @@ def test_an_answer_says_which_model_wrote_it_and_when_it_abstains(api: LiveApi) 
     assert "not supported by the sources" in warning.value
 
 
-def test_the_conversation_is_kept_until_cleared(api: LiveApi) -> None:
+def test_the_conversation_is_kept_until_cleared(
+    api: LiveApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = api.runtime.engine
+    asked_with: list[Conversation | None] = []
+
+    def stream(*args: Any) -> Any:
+        asked_with.append(args[4] if len(args) > 4 else None)
+        return type(engine).stream(engine, *args)
+
+    monkeypatch.setattr(engine, "stream", stream)
     app = open_page()
     ask(app, "What is the hotel limit per night?")
     ask(app, "How many days of leave do employees get?")
     app.run()
     assert [m.name for m in app.chat_message] == ["user", "assistant"] * 2
+    first, second = asked_with  # each question is asked with the conversation before it
+    assert first is not None and first.turns == ()
+    assert second is not None and [t.question for t in second.turns] == [
+        "What is the hotel limit per night?"
+    ]
+    assert second.turns[0].answer == ""  # the first answer was an abstention
     assert app.chat_message[2].markdown[0].value == "How many days of leave do employees get?"
     app.switch_page("views/documents.py").run()
     app.switch_page("views/chat.py").run()

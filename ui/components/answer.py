@@ -36,6 +36,8 @@ def show_answer(answer: Answer) -> None:
     else:
         st.markdown(answer["answer"])
         show_citations(answer["citations"])
+    if answer.get("query"):
+        st.caption(f"Asked as: *{answer['query']}*")
     seconds = answer["timings"]["total_ms"] / 1000
     who = "the base model" if answer["adapter"] is None else f"adapter {model_label(answer)}"
     st.caption(f"Answered by {who} from *{answer['collection']}* in {seconds:.1f} s")

@@ -2,8 +2,10 @@
 
 The sidebar picks what answers (the collection's default, the base model, an adapter or one of
 its versions) and can put the base model and that adapter side by side on the same question.
-The conversation is kept in the session until *Clear conversation*. A collection without
-documents says so, and points to the Documents page.
+The conversation is kept in the session until *Clear conversation*, and each question is asked
+with it: a follow-up ("which port does it use?") is rewritten by lorag to stand alone, and shown
+under its answer as what was searched for. Side by side, each model keeps its own conversation.
+A collection without documents says so, and points to the Documents page.
 """
 
 from __future__ import annotations
@@ -43,6 +45,20 @@ class Message(TypedDict):
 def _history() -> list[Message]:
     history: list[Message] = st.session_state.setdefault(HISTORY, [])
     return history
+
+
+def _conversation(column: int) -> list[tuple[str, str]]:
+    """The earlier (question, answer) pairs of the model in ``column`` (an abstention or an
+    error as an empty answer)."""
+    pairs = []
+    for message in _history():
+        if message["role"] != "assistant" or not message["replies"]:
+            continue
+        replies = message["replies"]
+        answer = replies[min(column, len(replies) - 1)]["answer"]
+        said = answer["answer"] if answer and not answer["abstained"] else ""
+        pairs.append((message["question"], said))
+    return pairs
 
 
 def _empty_state(name: str | None) -> None:
@@ -85,9 +101,14 @@ def _show_message(message: Message) -> None:
 
 
 def _stream_reply(
-    client: LoragClient, question: str, collection: str, adapter: str | None, label: str | None
+    client: LoragClient,
+    question: str,
+    collection: str,
+    target: tuple[str | None, str | None],
+    history: list[tuple[str, str]],
 ) -> Reply:
     """Ask, showing the draft as it streams; then show the finished answer in its place."""
+    adapter, label = target
     if label:
         st.markdown(f"**{label}**")
     slot = st.empty()
@@ -96,7 +117,7 @@ def _stream_reply(
     answer: Answer | None = None
     error: str | None = "The answer stream ended before the answer was complete."
     try:
-        for event in client.ask_stream(question, collection, adapter):
+        for event in client.ask_stream(question, collection, adapter, history):
             if isinstance(event, StreamDone):
                 answer, error = event.answer, None
             else:
@@ -173,12 +194,12 @@ def main() -> None:
     _show_message(user)
     with st.chat_message("assistant"):
         if len(targets) == 1:
-            replies = [_stream_reply(client, question, name, targets[0][0], None)]
+            replies = [_stream_reply(client, question, name, targets[0], _conversation(0))]
         else:
             replies = []
-            for column, (adapter, label) in zip(st.columns(2), targets, strict=True):
+            for i, (column, target) in enumerate(zip(st.columns(2), targets, strict=True)):
                 with column:
-                    replies.append(_stream_reply(client, question, name, adapter, label))
+                    replies.append(_stream_reply(client, question, name, target, _conversation(i)))
     _history().extend([user, Message(role="assistant", question=question, replies=replies)])
 
 

@@ -99,6 +99,12 @@ def count_text_tokens(tokenizer: PreTrainedTokenizerBase, text: str) -> int:
     return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
 
+def check_loaded(adapter: str | None, loaded: Sequence[str]) -> None:
+    """Raise AdapterError naming the loaded adapters when ``adapter`` is not one of them."""
+    if adapter is not None and adapter not in loaded:
+        raise AdapterError(f"unknown adapter {adapter!r} (loaded: {', '.join(loaded) or 'none'})")
+
+
 def first_token_ids(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[int]:
     """The token each of ``texts`` starts with, written alone or after a space: the tokens an
     answer may not start with when it must not begin like one of them."""
@@ -180,9 +186,7 @@ class HFGenerator:
         Closing the iterator early stops the generation. The answer's first token is never the
         first token of one of ``avoid`` (:func:`first_token_ids`).
         """
-        if adapter is not None and adapter not in self.adapters:
-            loaded = ", ".join(self.adapters) or "none"
-            raise AdapterError(f"unknown adapter {adapter!r} (loaded: {loaded})")
+        check_loaded(adapter, self.adapters)
         banned = first_token_ids(self._tokenizer, avoid)
         return self._pieces(self.render(messages), max_new_tokens, temperature, adapter, banned)
 
@@ -214,9 +218,7 @@ class HFGenerator:
         OpenMP threads spinning against other work, which ``OMP_WAIT_POLICY=PASSIVE``, set in
         ``assistant/__init__.py``, now prevents.)
         """
-        if adapter is not None and adapter not in self.adapters:
-            loaded = ", ".join(self.adapters) or "none"
-            raise AdapterError(f"unknown adapter {adapter!r} (loaded: {loaded})")
+        check_loaded(adapter, self.adapters)
         if not batch:
             return []
         import torch

@@ -25,6 +25,7 @@ import numpy as np
 
 from assistant.core.errors import AdapterError, ModelNotFoundError
 from assistant.core.models.hf_generator import (
+    check_loaded,
     count_text_tokens,
     first_token_ids,
     is_looping,
@@ -131,7 +132,7 @@ class LlamaCppGenerator:
         adapter: str | None = None,
         avoid: Sequence[str] = (),
     ) -> Iterator[str]:
-        self._check_adapter(adapter)
+        check_loaded(adapter, self._runtime.adapters)
         ids = self._tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
         banned = first_token_ids(self._tokenizer, avoid)
         return self._pieces(list(ids), max_new_tokens, temperature, adapter, banned)
@@ -149,7 +150,7 @@ class LlamaCppGenerator:
     def generate_batch(
         self, batch: list[list[dict[str, str]]], max_new_tokens: int, adapter: str | None = None
     ) -> list[str]:
-        self._check_adapter(adapter)
+        check_loaded(adapter, self._runtime.adapters)
         return [self.generate(messages, max_new_tokens, 0.0, adapter) for messages in batch]
 
     def load_adapter(self, path: str, name: str) -> None:
@@ -174,11 +175,6 @@ class LlamaCppGenerator:
         """Free the runtime's model and context (the generator cannot answer afterwards)."""
         with self._lock:
             self._runtime.close()
-
-    def _check_adapter(self, adapter: str | None) -> None:
-        if adapter is not None and adapter not in self._runtime.adapters:
-            loaded = ", ".join(self._runtime.adapters) or "none"
-            raise AdapterError(f"unknown adapter {adapter!r} (loaded: {loaded})")
 
     def _pieces(
         self,

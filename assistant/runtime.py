@@ -22,9 +22,12 @@ if TYPE_CHECKING:
     from assistant.core.protocols import Generator, VectorStore
     from assistant.core.sparse import Bm25Encoder
     from assistant.engine import QueryEngine
+    from assistant.sources import Originals
     from ingestion.pipeline import Ingestor
 
 
+ORIGINALS_DIR = "originals"
+"""Under ``data_dir``: the kept copies of uploaded files (:class:`~assistant.sources.Originals`)."""
 BASE = "base"
 """The adapter reference that means the base model alone, even on a bound collection."""
 
@@ -52,6 +55,25 @@ class Runtime:
         from assistant.core.store import open_store
 
         return open_store(self.settings)
+
+    @cached_property
+    def originals(self) -> Originals:
+        """The kept copies of uploaded files (so that their citations open)."""
+        from assistant.sources import Originals
+
+        return Originals(self.settings.data_dir / ORIGINALS_DIR)
+
+    def delete_document(self, collection: str, doc_id: str) -> None:
+        """Delete a document: its chunks and the kept copy of its file."""
+        self.store.delete_document(collection, doc_id)
+        self.originals.forget(collection, doc_id)
+
+    def delete_collection(self, collection: str) -> None:
+        """Delete a collection: its chunks, the kept copies of its files, its adapter binding."""
+        self.store.delete_collection(collection)
+        self.originals.forget_collection(collection)
+        if self.registry.binding(collection) is not None:
+            self.registry.bind(collection, None)
 
     @cached_property
     def embedder(self) -> SentenceTransformerEmbedder:

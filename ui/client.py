@@ -13,11 +13,13 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any, cast
+from urllib.parse import unquote
 
 import httpx
 
-from ui.schemas import Adapter, Answer, Collection, Document, Job
+from ui.schemas import Adapter, Answer, Collection, Document, Job, Passage
 
 UploadFile = tuple[str, bytes]
 """A file to upload: its name and its bytes."""
@@ -101,6 +103,7 @@ class LoragClient:
             headers=headers,
             timeout=httpx.Timeout(timeout_s, connect=5.0),
         )
+        self._passages: dict[tuple[str, str], Passage] = {}
 
     def close(self) -> None:
         """Close the connections."""
@@ -220,15 +223,34 @@ class LoragClient:
 
     def download_answers(self, job_id: str) -> Download:
         """The answers file of a finished batch job."""
-        response = self._request("GET", f"/v1/batch/{job_id}/download")
+        return self._download(f"/v1/batch/{job_id}/download", f"answers-{job_id[:8]}")
+
+    # ------------------------------------------------------------------------------ sources
+
+    def passage(self, collection: str, doc_id: str, chunk_id: str) -> Passage:
+        """A cited passage with the document's text around it, and where its file is. A chunk
+        id names one text (ids come from content), so a passage is fetched once per client."""
+        cached = self._passages.get((collection, chunk_id))
+        if cached is None:
+            path = f"/v1/collections/{collection}/documents/{doc_id}/passages/{chunk_id}"
+            cached = cast(Passage, self._json("GET", path))
+            self._passages[(collection, chunk_id)] = cached
+        return cached
+
+    def original(self, passage: Passage) -> Download:
+        """The original file of a passage's document, as it was ingested."""
+        return self._download(passage["file"], PurePath(passage["source"]).name)
+
+    # ------------------------------------------------------------------------------ plumbing
+
+    def _download(self, path: str, fallback_name: str) -> Download:
+        response = self._request("GET", path)
         found = _FILENAME.search(response.headers.get("content-disposition", ""))
         return Download(
-            filename=found.group(1) if found else f"answers-{job_id[:8]}",
+            filename=unquote(found.group(1)) if found else fallback_name,
             content=response.content,
             media_type=response.headers.get("content-type", "application/octet-stream"),
         )
-
-    # ------------------------------------------------------------------------------ plumbing
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._request(method, path, **kwargs).json()

@@ -25,6 +25,19 @@ class Citation(TypedDict):
     chunk_id: str
 
 
+class Passage(TypedDict):
+    doc_id: str
+    source: str
+    title: str
+    page: int | None
+    heading: str | None
+    before: str
+    passage: str
+    after: str
+    file: str
+    file_problem: str | None
+
+
 class Timings(TypedDict):
     queue_ms: float
     retrieve_ms: float

@@ -2,8 +2,8 @@
 
 - A request that does not parse or validate: 400 for a body that is not JSON, else 422, the
   message naming each field (``body.question: Field required``).
-- A problem lorag reports (:class:`LoragError`): 404 for an unknown collection, 503 for a store
-  in use elsewhere, else 422, with lorag's own message.
+- A problem lorag reports (:class:`LoragError`): 404 for an unknown collection, document or
+  passage, 503 for a store in use elsewhere, else 422, with lorag's own message.
 - An ``HTTPException`` raised by a route: its status, message and headers.
 - Anything else: 500 with the request id to find the traceback in the log.
 
@@ -22,13 +22,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from assistant.core.errors import CollectionNotFoundError, LoragError, StoreLockedError
+from assistant.core.errors import (
+    CollectionNotFoundError,
+    LoragError,
+    SourceNotFoundError,
+    StoreLockedError,
+)
 
 log = logging.getLogger("lorag.api")
 
 OPENAI_PATHS = ("/v1/chat/", "/v1/models")
 _LORAG_STATUS: tuple[tuple[type[LoragError], int], ...] = (
     (CollectionNotFoundError, 404),
+    (SourceNotFoundError, 404),
     (StoreLockedError, 503),
 )
 _OPENAI_TYPES = {

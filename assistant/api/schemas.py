@@ -221,6 +221,22 @@ class DocumentOut(BaseModel):
     ingested_at: float = Field(description="Unix time.")
 
 
+class PassageOut(BaseModel):
+    doc_id: str
+    source: str
+    title: str
+    page: int | None
+    heading: str | None
+    before: str = Field(description="The document's text just before the passage.")
+    passage: str
+    after: str = Field(description="The document's text just after the passage.")
+    file: str = Field(description="The path of the document's original file on this API.")
+    file_problem: str | None = Field(
+        description="Why the original file cannot be opened (moved, or changed since it was "
+        "ingested); null when it can."
+    )
+
+
 # ------------------------------------------------------------------------------------ jobs
 
 

@@ -42,9 +42,10 @@ def ingest_uploads(runtime: Runtime, collection: str, names: list[str]) -> Work:
     """Ingest the uploaded files ``names`` of the job's folder into ``collection``.
 
     Each file is moved to ``data_dir/uploads/<collection>/<name>`` for the ingest, so a document
-    keeps one source (and id) across uploads, and a new upload of a name replaces it; the file
-    is removed once ingested. Files that cannot be ingested are listed in the job's errors; the
-    job fails when none could be.
+    keeps one source (and id) across uploads, and a new upload of a name replaces it; once
+    ingested, the file is removed from there and a copy kept with the originals
+    (:class:`~assistant.sources.Originals`), so its citations open. Files that cannot be
+    ingested are listed in the job's errors; the job fails when none could be.
     """
 
     def work(context: JobContext) -> dict[str, Any]:
@@ -60,7 +61,7 @@ def ingest_uploads(runtime: Runtime, collection: str, names: list[str]) -> Work:
             for start in range(0, len(names), INGEST_GROUP_FILES):
                 context.check_cancelled()
                 group = names[start : start + INGEST_GROUP_FILES]
-                report = _ingest_group(ingestor, context.work_dir, target, group)
+                report = _ingest_group(runtime, ingestor, context.work_dir, target, group)
                 for source, problem in report.failed.items():
                     context.error(Path(source).name, problem)
                 counts["added"] += len(report.added)
@@ -81,13 +82,19 @@ def ingest_uploads(runtime: Runtime, collection: str, names: list[str]) -> Work:
     return work
 
 
-def _ingest_group(ingestor: Ingestor, staged: Path, target: Path, names: list[str]) -> IngestReport:
-    """Move ``names`` from ``staged`` to ``target``, ingest them there, remove them."""
+def _ingest_group(
+    runtime: Runtime, ingestor: Ingestor, staged: Path, target: Path, names: list[str]
+) -> IngestReport:
+    """Move ``names`` from ``staged`` to ``target``, ingest them there, keep a copy of each one
+    ingested, remove them."""
     paths = [target / name for name in names]
     try:
         for name, path in zip(names, paths, strict=True):
             os.replace(staged / name, path)
-        return ingestor.ingest(paths)
+        report = ingestor.ingest(paths)
+        for source in [*report.added, *report.replaced, *report.unchanged]:
+            runtime.originals.keep(ingestor.collection, Path(source))
+        return report
     finally:
         for path in paths:
             path.unlink(missing_ok=True)

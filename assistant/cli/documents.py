@@ -96,7 +96,7 @@ def documents_delete(
             if not matches:
                 missing.append(wanted)
             for info in matches:
-                rt.store.delete_document(name, info.doc_id)
+                rt.delete_document(name, info.doc_id)
                 out.print(f"deleted {info.source} ({info.chunk_count} chunks)", highlight=False)
     if missing:
         raise fail(f"not in collection '{name}': {', '.join(missing)}")

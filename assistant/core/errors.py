@@ -42,6 +42,19 @@ class CollectionNotFoundError(LoragError):
         self.known = known
 
 
+class SourceNotFoundError(LoragError):
+    """A collection has no such document, or a document no such passage."""
+
+
+class OriginalUnavailableError(LoragError):
+    """A document's original file cannot be served: gone from its place (``changed`` False),
+    or no longer the version that was ingested (``changed`` True)."""
+
+    def __init__(self, message: str, changed: bool) -> None:
+        super().__init__(message)
+        self.changed = changed
+
+
 class StoreLockedError(LoragError):
     """The embedded store's folder is in use by another process."""
 

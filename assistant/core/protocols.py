@@ -58,10 +58,10 @@ class VectorStore(Protocol):
 
     def documents(self, name: str) -> list[DocumentInfo]: ...
 
-    def chunks(self, name: str, limit: int | None = None) -> list[Chunk]:
-        """The collection's chunks ordered by source, document and chunk index; with ``limit``,
-        only the first ``limit`` points in point-id order (a deterministic sample: ids come from
-        content)."""
+    def chunks(self, name: str, limit: int | None = None, doc_id: str | None = None) -> list[Chunk]:
+        """The collection's chunks (with ``doc_id``, that document's only) ordered by source,
+        document and chunk index; with ``limit``, only the first ``limit`` points in point-id
+        order (a deterministic sample: ids come from content)."""
         ...
 
     def hybrid_search(

@@ -51,6 +51,8 @@ def routes(jobs: dict[str, str]) -> list[tuple[str, str, dict[str, Any], str | N
         ("DELETE", "/v1/collections/kb", {}, "writer"),
         ("GET", "/v1/collections/kb/documents", {}, "outsider"),
         ("DELETE", "/v1/collections/kb/documents/nope", {}, "reader"),
+        ("GET", "/v1/collections/kb/documents/nope/file", {}, "outsider"),
+        ("GET", "/v1/collections/kb/documents/nope/passages/nope", {}, "outsider"),
         ("POST", "/v1/collections/kb/documents", upload, "reader"),
         ("GET", "/v1/jobs", {}, None),
         ("GET", f"/v1/jobs/{jobs['ingest']}", {}, "outsider"),

@@ -3,7 +3,8 @@ models, and the Streamlit UI) on loopback, driven by Debian's chromium through P
 
 A first-time user is welcomed and sent to upload; creates a collection, uploads a document and
 watches it being ingested; asks about it and sees the answer with a citation to that document,
-whose passage opens under the answer. Screenshots of the documents and of the answer are saved
+whose passage opens under the answer, highlighted in the document's text, and whose original
+file opens from there. Screenshots of the documents and of the answer are saved
 in ``$LORAG_TEST_ARTIFACTS`` (default ``test-artifacts/``), and one of the page when a step
 fails.
 
@@ -209,7 +210,11 @@ def test_upload_a_document_ask_about_it_and_see_the_source(ui_url: str) -> None:
         )
         expect(source.first).to_be_visible(timeout=180_000)
         source.first.get_by_text(re.compile(r"\[\d+\] travel-policy\.md")).click()
-        expect(source.first.get_by_text("The hotel limit is 120 euros")).to_be_visible()
+        expect(source.first.locator("mark")).to_contain_text("The hotel limit is 120 euros")
+        with page.expect_download() as opened:
+            source.first.get_by_role("button", name=re.compile("Open travel-policy.md")).click()
+        assert opened.value.suggested_filename == "travel-policy.md"
+        assert Path(opened.value.path()).read_bytes() == TRAVEL
         assistant = page.get_by_test_id("stChatMessage").last
         expect(assistant).to_contain_text("120")
         expect(assistant).to_contain_text("Answered by the base model from documents")

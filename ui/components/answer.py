@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ui.client import LoragClient
 from ui.components.citations import show_citations
 from ui.schemas import Answer
 
@@ -24,18 +25,18 @@ def model_label(answer: Answer) -> str:
     return answer["adapter"] if version is None else f"{answer['adapter']}@{version}"
 
 
-def show_answer(answer: Answer) -> None:
-    """The answer, its citations and where it came from."""
+def show_answer(client: LoragClient, answer: Answer) -> None:
+    """The answer, its citations (opened through ``client``) and where it came from."""
     if answer["abstained"]:
         reason = ABSTAIN_REASONS.get(answer["abstain_reason"] or "", "")
         st.warning(
             f"**No answer from the documents.** {answer['answer']}\n\n{reason}".strip(),
             icon=":material/help:",
         )
-        show_citations(answer["sources"], closest=True)
+        show_citations(client, answer["collection"], answer["sources"], closest=True)
     else:
         st.markdown(answer["answer"])
-        show_citations(answer["citations"])
+        show_citations(client, answer["collection"], answer["citations"])
     if answer.get("query"):
         st.caption(f"Asked as: *{answer['query']}*")
     seconds = answer["timings"]["total_ms"] / 1000

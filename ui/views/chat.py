@@ -73,31 +73,31 @@ def _empty_state(name: str | None) -> None:
     st.page_link(DOCUMENTS_PAGE, label="Upload documents", icon=":material/upload:")
 
 
-def _show_outcome(answer: Answer | None, error: str | None) -> None:
+def _show_outcome(client: LoragClient, answer: Answer | None, error: str | None) -> None:
     if answer is not None:
-        show_answer(answer)
+        show_answer(client, answer)
     else:
         st.error(error or "No answer came back.", icon=":material/error:")
 
 
-def _show_reply(reply: Reply) -> None:
+def _show_reply(client: LoragClient, reply: Reply) -> None:
     if reply["label"]:
         st.markdown(f"**{reply['label']}**")
-    _show_outcome(reply["answer"], reply["error"])
+    _show_outcome(client, reply["answer"], reply["error"])
 
 
-def _show_message(message: Message) -> None:
+def _show_message(client: LoragClient, message: Message) -> None:
     with st.chat_message(message["role"]):
         if message["role"] == "user":
             st.markdown(message["question"])
             return
         replies = message["replies"]
         if len(replies) == 1:
-            _show_reply(replies[0])
+            _show_reply(client, replies[0])
             return
         for column, reply in zip(st.columns(len(replies)), replies, strict=True):
             with column:
-                _show_reply(reply)
+                _show_reply(client, reply)
 
 
 def _stream_reply(
@@ -126,7 +126,7 @@ def _stream_reply(
     except ApiError as failure:
         error = failure.message
     with slot.container():
-        _show_outcome(answer, error)
+        _show_outcome(client, answer, error)
     return Reply(label=label, answer=answer, error=error)
 
 
@@ -181,7 +181,7 @@ def main() -> None:
     if not ready:
         _empty_state(info["name"] if info else None)
     for message in _history():
-        _show_message(message)
+        _show_message(client, message)
 
     question = st.chat_input(
         "Ask a question about your documents" if ready else "Upload a document first",
@@ -191,7 +191,7 @@ def main() -> None:
         return
     name = info["name"]
     user = Message(role="user", question=question, replies=[])
-    _show_message(user)
+    _show_message(client, user)
     with st.chat_message("assistant"):
         if len(targets) == 1:
             replies = [_stream_reply(client, question, name, targets[0], _conversation(0))]

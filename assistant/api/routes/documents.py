@@ -1,14 +1,17 @@
-"""Collections and their documents: list, create, delete, and upload files to ingest.
+"""Collections and their documents: list, create, delete, upload files to ingest, and open
+what a citation names (its passage in context, the document's original file).
 
-Reading a collection needs ``read``, deleting or uploading documents ``write``, creating or
-deleting a collection ``admin``. An upload is checked whole (names, types, sizes) and answered
-202 with the id of an ingest job (``GET /v1/jobs/{id}`` follows it); a refused upload leaves
-nothing behind.
+Reading a collection (its documents, passages and files) needs ``read``, deleting or uploading
+documents ``write``, creating or deleting a collection ``admin``. An upload is checked whole
+(names, types, sizes) and answered 202 with the id of an ingest job (``GET /v1/jobs/{id}``
+follows it); a refused upload leaves nothing behind.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, File, HTTPException, Response, UploadFile
 
@@ -20,13 +23,15 @@ from assistant.api.schemas import (
     CollectionOut,
     DocumentOut,
     JobAccepted,
+    PassageOut,
 )
 from assistant.api.services import Services, ServicesDep
 from assistant.api.tasks import ingest_uploads
 from assistant.api.uploads import save_uploads
-from assistant.core.errors import CollectionNotFoundError
+from assistant.core.errors import CollectionNotFoundError, OriginalUnavailableError
 from assistant.core.settings import Permission
 from assistant.core.store.schema import check_name
+from assistant.sources import original_file, passage_in_context
 from ingestion.loaders import SUPPORTED_SUFFIXES
 
 router = APIRouter(tags=["documents"], responses=ERROR_RESPONSES)
@@ -67,9 +72,7 @@ def create_collection(body: CollectionCreate, caller: Caller, services: Services
 def delete_collection(name: str, caller: Caller, services: ServicesDep) -> Response:
     """Delete a collection, its documents and its adapter binding."""
     _existing(services, caller, name, "admin")
-    services.runtime.store.delete_collection(name)
-    if services.runtime.registry.binding(name) is not None:
-        services.runtime.registry.bind(name, None)
+    services.runtime.delete_collection(name)
     services.audit.change(
         key_id=caller.key_id, action="collections.delete", target={"collection": name}
     )
@@ -101,13 +104,62 @@ def delete_document(name: str, doc_id: str, caller: Caller, services: ServicesDe
     store = services.runtime.store
     if doc_id not in {info.doc_id for info in store.documents(name)}:
         raise HTTPException(404, f"collection {name!r} has no document {doc_id!r}")
-    store.delete_document(name, doc_id)
+    services.runtime.delete_document(name, doc_id)
     services.audit.change(
         key_id=caller.key_id,
         action="documents.delete",
         target={"collection": name, "doc_id": doc_id},
     )
     return Response(status_code=204)
+
+
+@router.get(
+    "/v1/collections/{name}/documents/{doc_id}/passages/{chunk_id}", response_model=PassageOut
+)
+def get_passage(
+    name: str, doc_id: str, chunk_id: str, caller: Caller, services: ServicesDep
+) -> Any:
+    """A passage (a citation's ``chunk_id``) with the document's text around it, and where
+    its original file is (or why it cannot be opened)."""
+    _existing(services, caller, name, "read")
+    runtime = services.runtime
+    found = passage_in_context(runtime.store, name, doc_id, chunk_id)
+    problem = None
+    try:
+        original_file(runtime.store, runtime.originals, runtime.settings, name, doc_id)
+    except OriginalUnavailableError as error:
+        problem = str(error)
+    file = f"/v1/collections/{name}/documents/{doc_id}/file"
+    return {**asdict(found), "file": file, "file_problem": problem}
+
+
+@router.get(
+    "/v1/collections/{name}/documents/{doc_id}/file",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "The file."},
+        409: {"description": "The file changed after it was ingested."},
+        410: {"description": "The file is no longer where it was ingested from."},
+    },
+)
+def get_original(name: str, doc_id: str, caller: Caller, services: ServicesDep) -> Response:
+    """The document's original file, as it was ingested (an upload's kept copy, or the file
+    ingested from disk while it is unchanged). Browsers show it inline, never run it."""
+    _existing(services, caller, name, "read")
+    runtime = services.runtime
+    try:
+        found = original_file(runtime.store, runtime.originals, runtime.settings, name, doc_id)
+    except OriginalUnavailableError as error:
+        raise HTTPException(409 if error.changed else 410, str(error)) from error
+    return Response(
+        content=found.data,
+        media_type=found.media_type,
+        headers={
+            "Content-Disposition": f"inline; filename*=UTF-8''{quote(found.name)}",
+            "Content-Security-Policy": "sandbox",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 @router.post("/v1/collections/{name}/documents", status_code=202, response_model=JobAccepted)

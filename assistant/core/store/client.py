@@ -165,15 +165,18 @@ class ClientStore:
             if offset is None:
                 return sort_documents(documents)
 
-    def chunks(self, name: str, limit: int | None = None) -> list[Chunk]:
-        """The chunks ordered by source, document and chunk index (``limit``: the first points
-        in point-id order)."""
+    def chunks(self, name: str, limit: int | None = None, doc_id: str | None = None) -> list[Chunk]:
+        """The chunks (of ``doc_id`` only, when given) ordered by source, document and chunk
+        index (``limit``: the first points in point-id order)."""
         self._known(name)
+        of_document = None if doc_id is None else _filter({DOC_ID: doc_id})
         chunks: list[Chunk] = []
         offset = None
         while limit is None or len(chunks) < limit:
             page = SCROLL_PAGE if limit is None else min(SCROLL_PAGE, limit - len(chunks))
-            records, offset = self.client.scroll(name, limit=page, offset=offset, with_payload=True)
+            records, offset = self.client.scroll(
+                name, scroll_filter=of_document, limit=page, offset=offset, with_payload=True
+            )
             chunks.extend(to_chunk(record.id, record.payload or {}) for record in records)
             if offset is None:
                 break

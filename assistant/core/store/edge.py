@@ -161,16 +161,17 @@ class EdgeStore:
             if offset is None:
                 return sort_documents(documents)
 
-    def chunks(self, name: str, limit: int | None = None) -> list[Chunk]:
-        """The chunks ordered by source, document and chunk index (``limit``: the first points
-        in point-id order)."""
+    def chunks(self, name: str, limit: int | None = None, doc_id: str | None = None) -> list[Chunk]:
+        """The chunks (of ``doc_id`` only, when given) ordered by source, document and chunk
+        index (``limit``: the first points in point-id order)."""
         shard = self._shard(name)
+        of_document = None if doc_id is None else _filter({DOC_ID: doc_id})
         chunks: list[Chunk] = []
         offset = None
         while limit is None or len(chunks) < limit:
             page = SCROLL_PAGE if limit is None else min(SCROLL_PAGE, limit - len(chunks))
             records, offset = shard.scroll(
-                qe.ScrollRequest(offset=offset, limit=page, with_payload=True)
+                qe.ScrollRequest(offset=offset, limit=page, filter=of_document, with_payload=True)
             )
             chunks.extend(to_chunk(record.id, record.payload or {}) for record in records)
             if offset is None:

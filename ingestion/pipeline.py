@@ -112,14 +112,16 @@ class Ingestor:
     def ingest(self, paths: Sequence[Path], prune: bool = False) -> IngestReport:
         """Ingest every file under ``paths``; with ``prune``, forget stored documents under a
         folder in ``paths`` whose file is gone. When a path is wrong and no file is found, the
-        report says so before any model loads or any collection is created."""
+        report says so before any model loads or any collection is created; a collection this
+        ingest created is removed again when every file failed."""
         started = time.perf_counter()
         report = IngestReport()
         files, report.failed = discover(paths)
         if not files and report.failed:
             report.seconds = time.perf_counter() - started
             return report
-        if not self.store.has_collection(self.collection):
+        created = not self.store.has_collection(self.collection)
+        if created:
             self.store.create_collection(self.collection, self.embedder.dimension)
         group: list[_Pending] = []
         with tqdm(
@@ -139,6 +141,10 @@ class Ingestor:
             self._write(group, report)
             bar.update(len(group))
             bar.set_postfix(chunks=report.chunks_written)
+        if created and report.failed and not (report.added or report.unchanged):
+            self.store.delete_collection(self.collection)  # nothing to show for it
+            report.seconds = time.perf_counter() - started
+            return report
         if prune:
             self._prune(paths, {str(p) for p in files}, report)
         self.store.optimize(self.collection)

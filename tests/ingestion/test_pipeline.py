@@ -133,6 +133,22 @@ def test_bad_files_are_reported_and_leave_nothing_while_the_rest_is_ingested(
     assert stored == {"note0.md", "note1.md"}
 
 
+def test_an_ingest_whose_every_file_fails_leaves_no_new_collection(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    docs = tmp_path / "bad"
+    docs.mkdir()
+    (docs / "empty.txt").write_bytes(b"")
+    (docs / "binary.txt").write_bytes(bytes(range(256)) * 4)
+    report = runtime.ingestor("fresh").ingest([docs])
+    assert set(map(lambda source: Path(source).name, report.failed)) == {"empty.txt", "binary.txt"}
+    assert "fresh" not in runtime.store.list_collections()
+    write_corpus(tmp_path / "good", n=1)
+    assert runtime.ingestor("kept").ingest([tmp_path / "good"]).ok
+    assert not runtime.ingestor("kept").ingest([docs]).ok  # an existing collection stays
+    assert {Path(d.source).name for d in runtime.store.documents("kept")} == {"note0.md"}
+
+
 KILLER = textwrap.dedent(
     """
     import os, signal, sys

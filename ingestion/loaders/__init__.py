@@ -89,15 +89,20 @@ def _read(path: Path, source: str, max_bytes: int) -> bytes:
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise DocumentError(
-                source, f"is {_megabytes(size)} MB, over the limit of {_megabytes(max_bytes)} MB"
-            )
+            raise DocumentError(source, f"is {over_the_limit(size, max_bytes)}")
         data = path.read_bytes()
     except OSError as exc:
         raise DocumentError(source, f"cannot be read: {exc.strerror or exc}") from exc
     if not data:
         raise DocumentError(source, "file is empty")
     return data
+
+
+def over_the_limit(size: int, limit: int) -> str:
+    """ "51.2 MB, over the limit of 50 MB", in bytes when the two would read the same."""
+    if _megabytes(size) == _megabytes(limit):
+        return f"{size:,} bytes, over the limit of {limit:,} bytes"
+    return f"{_megabytes(size)} MB, over the limit of {_megabytes(limit)} MB"
 
 
 def _megabytes(size: int) -> str:

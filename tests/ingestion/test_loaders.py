@@ -363,6 +363,10 @@ def test_file_over_the_size_limit(tmp_path: Path) -> None:
     assert problem(path, max_bytes=2 * 1024 * 1024) == "is 3 MB, over the limit of 2 MB"
     assert problem(path, max_bytes=1000) == "is 3 MB, over the limit of 0.000954 MB"
     assert load_document(path, max_bytes=3 * 1024 * 1024).text.startswith("aaa")
+    just_over = 3 * 1024 * 1024 - 1  # both read "3 MB": the sizes are given in bytes
+    assert problem(path, max_bytes=just_over) == (
+        "is 3,145,728 bytes, over the limit of 3,145,727 bytes"
+    )
 
 
 def test_corrupt_pdf(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from typing import Annotated
 import typer
 
 from assistant.cli.common import fail, out
+from assistant.core.errors import ConfigError
 from assistant.core.settings import Settings, load_settings
 
 READY_TIMEOUT_S = 900.0
@@ -151,7 +152,10 @@ def ui(
     """Open the browser UI: chat with citations, documents, adapters, batch questions."""
     from ui.endpoint import api_url as default_api_url
 
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        raise fail(str(error)) from None
     if serve and api_url:
         raise fail("--serve starts the API at api.host:api.port; leave out --api-url")
     url = (api_url or default_api_url(settings)).rstrip("/")

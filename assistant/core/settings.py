@@ -10,8 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from assistant.core.errors import ConfigError
 
 # Chosen on measurements here (benchmarks/results/prompts.json, README "Models and runtimes"):
 # on the guide questions and quoref-dev, SmolLM2-135M-Instruct (still packaged, and the model of
@@ -247,5 +249,21 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Read settings from the environment (and ``.env``), then apply keyword overrides."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    """Read settings from the environment (and ``.env``), then apply keyword overrides. A
+    setting that breaks its rule is a :class:`ConfigError` naming each such setting, its
+    environment variable and the rule, never the value given (it may be a secret)."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigError(invalid_settings(error)) from None
+
+
+def invalid_settings(error: ValidationError) -> str:
+    """``error`` as one line per broken setting, without the values."""
+    lines = []
+    for problem in error.errors(include_input=False, include_url=False):
+        names = [str(part) for part in problem["loc"] if isinstance(part, str)]
+        where = ".".join(str(part) for part in problem["loc"]) or "settings"
+        variable = "LORAG_" + "__".join(names[:2]).upper() if names else "LORAG_*"
+        lines.append(f"invalid setting {where} ({variable}): {problem['msg']}")
+    return "; ".join(lines)

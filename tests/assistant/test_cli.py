@@ -143,3 +143,31 @@ def test_ask_without_retrieval_shows_what_the_model_knows_alone(cli: CliRunner, 
     assert "retrieve_s" not in answer["timings"]
     nowhere = cli.invoke(app, ["ask", "Who owns billing?", "-c", "none", "--no-retrieval"])
     assert nowhere.exit_code == 0, nowhere.output  # no documents are read: no collection needed
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("LORAG_RETRIEVAL__TOP_K", "0", "retrieval.top_k (LORAG_RETRIEVAL__TOP_K)"),
+        (
+            "LORAG_API__KEYS",
+            '[{"id": "ops", "key": "tiny-secret", "permissions": {"*": "admin"}}]',
+            "api.keys.0.key (LORAG_API__KEYS)",
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", [["collections"], ["ui", "--headless"]])
+def test_an_invalid_setting_is_one_line_that_never_shows_its_value(
+    cli: CliRunner,
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    value: str,
+    named: str,
+    command: list[str],
+) -> None:
+    monkeypatch.setenv(variable, value)
+    result = cli.invoke(app, command)
+    assert result.exit_code == 1
+    assert result.output.startswith(f"error: invalid setting {named}: "), result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert "tiny-secret" not in result.output and "Traceback" not in result.output

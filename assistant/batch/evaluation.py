@@ -18,6 +18,9 @@ Scores (see :mod:`assistant.batch.metrics`), each a mean over the rows it applie
 - ``unanswerable_abstained``, ``false_abstention``: the share of unanswerable rows abstained
   on, and of answerable rows abstained on (when the file marks some rows unanswerable);
 - ``abstain_rate``: all rows.
+
+With retrieval, the report also lists the expected sources that match no document of the
+collection at all (``unmatched_sources``): a typo there would otherwise read as recall 0.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from assistant.batch.metrics import (
     mrr,
     ndcg_at_10,
     recall_at_k,
+    source_matches,
     token_f1,
 )
 from assistant.core.errors import CollectionNotFoundError
@@ -117,10 +121,14 @@ class ConfigResult:
 
 @dataclass(frozen=True)
 class EvalReport:
+    """The scores of each configuration; ``unmatched_sources``: the expected sources (each once,
+    in file order) that match no document of ``collection`` (empty without retrieval)."""
+
     questions: str
     collection: str
     top_k: int
     results: list[ConfigResult]
+    unmatched_sources: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -128,6 +136,7 @@ class EvalReport:
             "collection": self.collection,
             "top_k": self.top_k,
             "rows": len(self.results[0].rows) if self.results else 0,
+            "unmatched_sources": list(self.unmatched_sources),
             "configurations": [
                 {
                     "name": result.configuration.name,
@@ -173,10 +182,17 @@ def evaluate(
     texts = [question.text for question in questions]
     k = top_k or runtime.settings.retrieval.top_k
     name = collection or runtime.settings.collection
-    if any(c.retrieval != "none" for c in configurations) and not runtime.store.has_collection(
-        name
-    ):
+    retrieving = any(c.retrieval != "none" for c in configurations)
+    if retrieving and not runtime.store.has_collection(name):
         raise CollectionNotFoundError(name, runtime.store.list_collections())
+    unmatched = (
+        unmatched_sources(
+            [e for question in questions for e in question.expected_sources],
+            [document.source for document in runtime.store.documents(name)],
+        )
+        if retrieving
+        else ()
+    )
     for configuration in configurations:  # an unknown adapter fails before any model loads
         if configuration.adapter:
             runtime.adapter_for(configuration.adapter)
@@ -211,7 +227,19 @@ def evaluate(
                 rows=rows,
             )
         )
-    return EvalReport(str(source.path), name, k, results)
+    return EvalReport(str(source.path), name, k, results, unmatched)
+
+
+def unmatched_sources(expected: Sequence[str], stored: Sequence[str]) -> tuple[str, ...]:
+    """The ``expected`` sources (each once, in order) that match none of the ``stored`` ones."""
+    by_name: dict[str, list[str]] = {}  # a match always has the expected source's file name
+    for source in stored:
+        by_name.setdefault(PurePath(source).name, []).append(source)
+    return tuple(
+        wanted
+        for wanted in dict.fromkeys(expected)
+        if not any(source_matches(s, wanted) for s in by_name.get(PurePath(wanted).name, []))
+    )
 
 
 def score(rows: Sequence[RowResult], k: int, with_retrieval: bool) -> dict[str, float | None]:

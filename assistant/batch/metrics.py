@@ -5,7 +5,8 @@ spaces), taking the best match over several expected answers.
 
 Retrieval is scored per document: ``retrieved`` is the source of each retrieved chunk in rank
 order, and a document counts once, at the rank of its first chunk. A source matches an expected
-one when they are equal or, for an expected bare file name, when the file names are equal.
+one when they are equal or, for a relative expected path (``faq/x.rst``, ``x.rst``), when the
+source's path ends with its components.
 """
 
 from __future__ import annotations
@@ -59,11 +60,17 @@ def answer_contains(prediction: str, answers: Sequence[str]) -> float:
 
 
 def source_matches(source: str, expected: str) -> bool:
-    """Whether a retrieved ``source`` is the ``expected`` one (full path, or file name)."""
+    """Whether a retrieved ``source`` is the ``expected`` one: the same string, or for a
+    relative ``expected`` path, a path that ends with its whole components (``faq/x.rst``
+    matches ``/docs/faq/x.rst``, not ``/docs/xfaq/x.rst``; a bare file name matches that file
+    in any folder)."""
     if source == expected:
         return True
-    name = PurePath(expected).name
-    return name == expected and PurePath(source).name == name
+    wanted = PurePath(expected).parts
+    if not wanted or PurePath(expected).is_absolute():
+        return False
+    parts = PurePath(source).parts
+    return len(parts) >= len(wanted) and parts[-len(wanted) :] == wanted
 
 
 def _relevant(retrieved: Sequence[str], expected: Sequence[str]) -> list[str | None]:
@@ -125,7 +132,7 @@ def citation_precision(cited_texts: Sequence[str], answers: Sequence[str]) -> fl
 
 
 def cites_expected_source(cited_sources: Sequence[str], expected: Sequence[str]) -> float:
-    """1.0 when some citation is to an expected source (full path, or file name)."""
+    """1.0 when some citation is to an expected source (see :func:`source_matches`)."""
     return float(any(source_matches(s, e) for s in cited_sources for e in expected))
 
 

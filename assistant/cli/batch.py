@@ -168,6 +168,13 @@ def evaluate(
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     out.print(metric_table(report))
+    if report.unmatched_sources:
+        err.print(
+            f"[yellow]warning[/yellow] {len(report.unmatched_sources)} expected source(s) match "
+            f"no document of collection {report.collection!r} (scored as never retrieved): "
+            + ", ".join(report.unmatched_sources),
+            highlight=False,
+        )
     if output is not None:
         write_json(report, output)
         out.print(f"report → {output}", highlight=False)

@@ -4,7 +4,8 @@ A loader returns an :class:`Extracted`: the title its format declares (if any) a
 in reading order. :func:`assemble` strips the sections, drops blank ones and computes each
 section's offset in the document's full text. Loaders of structured formats collect their text
 with a :class:`SectionBuilder`, which cuts a section at every heading and names it by its heading
-path ("Install > Linux").
+path ("Install > Linux"); a heading that holds only part of its parent (an object
+described inside a section) is closed with :meth:`SectionBuilder.end`.
 """
 
 from __future__ import annotations
@@ -62,6 +63,12 @@ class SectionBuilder:
         self._trail.append((level, text))
         if self.first_heading is None:
             self.first_heading = text
+
+    def end(self, level: int) -> None:
+        """Close the headings of ``level`` and deeper: what follows is under the one above."""
+        self._flush()
+        while self._trail and self._trail[-1][0] >= level:
+            self._trail.pop()
 
     def build(self, title: str | None = None) -> Extracted:
         """The sections collected; the title is ``title`` or else the first heading."""

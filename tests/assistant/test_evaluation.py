@@ -11,12 +11,20 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from assistant.batch.evaluation import Configuration, RowResult, configurations, evaluate, score
+from assistant.batch.evaluation import (
+    Configuration,
+    RowResult,
+    configurations,
+    evaluate,
+    score,
+    unmatched_sources,
+)
 from assistant.batch.formats import BatchInputError, read_questions
 from assistant.cli.batch import evaluate as evaluate_command
 from assistant.core.settings import Settings
 from assistant.runtime import Runtime
 from tests.core.test_models import make_lora
+from tests.fixtures.sphinx_docs import write_sphinx_docs
 
 DOCS = ["/d/b.txt", "/d/a.txt"]  # retrieved: document b first, then a
 LOG3 = math.log2(3)
@@ -105,6 +113,16 @@ def test_configurations_cross_models_and_retrieval() -> None:
         for kind in ("hybrid", "dense", "none")
     ]
     assert [c.name for c in configurations()] == ["base/hybrid"]
+
+
+def test_unmatched_sources_are_the_expected_ones_no_stored_path_ends_with() -> None:
+    stored = ["/docs/faq/programming.rst", "/docs/xfaq/library.rst", "/docs/glossary.rst"]
+    expected = ["faq/programming.rst", "faq/library.rst", "glossary.rst", "faq/library.rst"]
+    assert unmatched_sources(expected, stored) == ("faq/library.rst",)
+    assert unmatched_sources(["/other/glossary.rst", "docs/glossary.rst"], stored) == (
+        "/other/glossary.rst",
+    )
+    assert unmatched_sources(["a.txt"], []) == ("a.txt",)
 
 
 # --------------------------------------------------------------------------- end to end
@@ -209,6 +227,11 @@ def test_eval_command_writes_table_json_and_chart(env: Settings, tmp_path: Path)
         assert all(row["retrieved"] == [] for row in by_name[name]["rows"])
     first = by_name["base/hybrid"]["rows"][0]
     assert first["id"] == "r1" and first["scores"]["recall_at_k"] == 1.0
+    assert report["unmatched_sources"] == ["missing.txt"]
+    assert (
+        "warning 1 expected source(s) match no document of collection 'kb' (scored as never "
+        "retrieved): missing.txt" in " ".join(result.stderr.split())
+    )
     assert sorted(Path(s).name for s in first["retrieved"]) == ["leave.txt", "travel.txt"]
 
     chart = report_path.with_suffix(".png")
@@ -229,3 +252,35 @@ def test_limit_and_nothing_to_evaluate(env: Settings, tmp_path: Path) -> None:
             evaluate(rt, read_questions(plain), [Configuration()], collection="kb")
     finally:
         rt.close()
+
+
+def test_eval_matches_relative_sources_of_a_sphinx_tree(env: Settings, tmp_path: Path) -> None:
+    root = write_sphinx_docs(tmp_path / "sphinx")
+    rt = Runtime(env)
+    assert rt.ingestor("sphinx").ingest([root]).ok
+    rt.close()
+    rows = [
+        {"id": "c", "question": "Where is the pelican?", "source": "c-api/list.rst"},
+        {"id": "faq", "question": "Where is the zeppelin?", "source": "faq/programming.rst"},
+        {
+            "id": "typo",
+            "question": "What is the marmalade index?",
+            "source": ["glossary.rst", "faq/programing.rst"],
+        },
+    ]
+    questions = tmp_path / "sphinx.jsonl"
+    questions.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    app = typer.Typer()
+    app.command("eval")(evaluate_command)
+    app.command("other")(lambda: None)
+    report_path = tmp_path / "sphinx-report.json"
+    args = ["eval", str(questions), "-c", "sphinx", "--top-k", "1", "-o", str(report_path)]
+    result = CliRunner().invoke(app, [*args, "--no-progress"])
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(report_path.read_text())
+    assert report["unmatched_sources"] == ["faq/programing.rst"]
+    assert "match no document of collection 'sphinx'" in " ".join(result.stderr.split())
+    [hybrid] = report["configurations"]
+    assert [row["scores"]["recall_at_k"] for row in hybrid["rows"]] == [1.0, 1.0, 0.5]
+    assert hybrid["metrics"]["recall_at_k"] == pytest.approx(2.5 / 3)

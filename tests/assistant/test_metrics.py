@@ -44,12 +44,19 @@ def test_token_f1_by_hand() -> None:
     assert token_f1("Lara", []) == 0.0
 
 
-def test_source_matching_by_path_or_file_name() -> None:
+def test_source_matching_by_path_or_path_suffix() -> None:
     assert source_matches("/docs/a.txt", "/docs/a.txt")
     assert source_matches("/docs/a.txt", "a.txt")
-    assert not source_matches("/docs/a.txt", "other/a.txt")  # a path must match in full
+    assert source_matches("/docs/faq/programming.rst", "faq/programming.rst")
+    assert source_matches("/docs/faq/programming.rst", "docs/faq/programming.rst")
+    assert source_matches("/docs/faq/programming.rst", "./faq/programming.rst")
+    assert not source_matches("/docs/xfaq/programming.rst", "faq/programming.rst")  # components
+    assert not source_matches("/docs/a.txt", "other/a.txt")
+    assert not source_matches("/docs/a.txt", "/a.txt")  # an absolute path must match in full
+    assert not source_matches("/a.txt", "docs/a.txt")  # longer than the source
     assert not source_matches("/docs/a.txt", "A.txt")
     assert not source_matches("/docs/ba.txt", "a.txt")
+    assert not source_matches("/docs/a.txt", "")
 
 
 RETRIEVED = ["/d/a.txt", "/d/a.txt", "/d/b.txt", "/d/c.txt"]  # documents a, b, c in that order

@@ -39,6 +39,8 @@ class AdapterChoice:
     folder: Path
     key: str
     template: PromptTemplate
+    ref: str
+    """How answers name it: ``NAME@VERSION``, or the folder's path."""
 
 
 class Runtime:
@@ -140,10 +142,12 @@ class Runtime:
         except AdapterError:
             if not folder.is_dir():
                 raise
-            return AdapterChoice(folder, folder.resolve().name, load_template(folder))
+            return AdapterChoice(
+                folder, folder.resolve().name, load_template(folder), str(folder.resolve())
+            )
         check_base(record, self.settings)
         check_lora_gguf(record)
-        return AdapterChoice(record.adapter_dir, record.key, record.template())
+        return AdapterChoice(record.adapter_dir, record.key, record.template(), record.ref)
 
     def use_adapter(self, ref: str | None, collection: str | None = None) -> str | None:
         """Attach the adapter :meth:`adapter_for` names to the generator and return the name to

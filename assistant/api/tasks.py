@@ -19,11 +19,13 @@ from assistant.api.answering import Answering
 from assistant.api.jobs import JobCancelled, JobContext, Work
 from assistant.core.errors import CollectionNotFoundError, LoragError
 from assistant.core.registry import AdapterRecord
-from assistant.runtime import Runtime
+from assistant.runtime import BASE, Runtime
 from assistant.training import FinetunePlan, run_dir_for, train_adapter
 
 if TYPE_CHECKING:
+    from assistant.batch.formats import Question
     from assistant.batch.runner import BatchProgress
+    from assistant.core.types import Answer
     from finetune.trainer import StepReport
     from ingestion.pipeline import Ingestor, IngestReport
 
@@ -106,9 +108,11 @@ def answer_file(
     adapter: AdapterRecord | None,
     questions: str,
     output: str,
+    key_id: str,
 ) -> Work:
     """Answer the question file ``questions`` of the job's folder into ``output``, kept for
-    download; the rows that failed are the job's errors."""
+    download, with ``adapter`` (``None``: the base model, even on a bound collection); the rows
+    that failed are the job's errors, and each answer gets its audit line (as ``key_id``'s)."""
     from assistant.batch.runner import run_batch
 
     def work(context: JobContext) -> dict[str, Any]:
@@ -118,14 +122,26 @@ def answer_file(
             done = state.done / state.total if state.total else 1.0
             context.progress(done, f"{state.done} of {state.total} questions")
 
+        def audited(_: Question, answer: Answer) -> None:
+            answering.audit.answer(
+                key_id=key_id,
+                action="batch.answer",
+                collection=collection,
+                adapter=adapter.name if adapter else None,
+                adapter_version=adapter.version if adapter else None,
+                answer=answer,
+                request_id=context.job_id,
+            )
+
         summary = run_batch(
             answering.runtime,
             context.work_dir / questions,
             context.keep(output),
             collection=collection,
-            adapter=adapter.ref if adapter else None,
+            adapter=adapter.ref if adapter else BASE,
             progress=progress,
             cancel=context.cancelled,
+            on_answer=audited,
         )
         if summary.cancelled:
             raise JobCancelled
@@ -137,6 +153,7 @@ def answer_file(
             "abstained": summary.abstained,
             "failed": summary.failed,
             "seconds": round(summary.elapsed_s, 3),
+            "adapter": summary.adapter,
             "download": f"/v1/batch/{context.job_id}/download",
         }
 

@@ -30,6 +30,7 @@ FIELDS = (
     "row",
     "question",
     "answer",
+    "adapter",
     "citations",
     "retrieval_score",
     "abstained",
@@ -40,13 +41,15 @@ JOURNAL_SUFFIX = ".journal.jsonl"
 Record = dict[str, Any]
 
 
-def answer_record(question: Question, answer: Answer) -> Record:
-    """One output row: the answer, where it comes from, and how sure retrieval was."""
+def answer_record(question: Question, answer: Answer, adapter: str) -> Record:
+    """One output row: the answer, who wrote it (``adapter``: ``NAME@VERSION``, a folder, or
+    ``base``), where it comes from, and how sure retrieval was."""
     return {
         "id": question.id,
         "row": question.row,
         "question": question.text,
         "answer": answer.text,
+        "adapter": adapter,
         "citations": [
             {"n": c.n, "source": c.source, "page": c.page, "heading": c.heading}
             for c in answer.citations

@@ -21,6 +21,7 @@ from assistant.batch.formats import Question, read_questions
 from assistant.batch.output import answer_record, open_answers
 from assistant.core.errors import CollectionNotFoundError, LoragError
 from assistant.core.types import Answer
+from assistant.runtime import BASE
 
 if TYPE_CHECKING:
     from assistant.engine import QueryEngine
@@ -62,6 +63,8 @@ class BatchSummary:
     """What a run did. ``rows`` counts the file's rows, ``skipped`` those answered before."""
 
     rows: int
+    adapter: str = BASE
+    """What answered: ``NAME@VERSION``, an adapter folder, or ``base``."""
     skipped: int = 0
     answered: int = 0
     abstained: int = 0
@@ -89,12 +92,15 @@ def run_batch(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Callable[[BatchProgress], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    on_answer: Callable[[Question, Answer], None] | None = None,
 ) -> BatchSummary:
     """Answer every question of ``questions_path`` into ``output_path`` (formats by suffix).
 
     Bad input (file, columns, an existing output without ``resume``), an unknown collection or
     adapter raise :class:`LoragError` before anything is answered; bad rows are reported in
-    the summary's ``failures`` with their row numbers.
+    the summary's ``failures`` with their row numbers. ``adapter`` is as for
+    :meth:`Runtime.adapter_for` (``"base"``: the base model even on a bound collection); every
+    row names the adapter that answered. ``on_answer`` sees each answer once it is written.
     """
     started = time.perf_counter()
     source = read_questions(questions_path)
@@ -105,6 +111,8 @@ def run_batch(
     name = collection or runtime.settings.collection
     if not runtime.store.has_collection(name):
         raise CollectionNotFoundError(name, runtime.store.list_collections())
+    choice = runtime.adapter_for(adapter, name)
+    summary.adapter = choice.ref if choice else BASE
     adapter_key = runtime.use_adapter(adapter, name)
     with open_answers(output_path, resume) as sink:
         todo = [q for q in source.questions if q.id not in sink.done]
@@ -116,7 +124,10 @@ def run_batch(
             batch = todo[start : start + batch_size]
             results = _answer(runtime.engine, batch, name, adapter_key)
             answers = [(q, r) for q, r in zip(batch, results, strict=True) if isinstance(r, Answer)]
-            sink.write([answer_record(question, answer) for question, answer in answers])
+            sink.write([answer_record(q, answer, summary.adapter) for q, answer in answers])
+            if on_answer is not None:
+                for q, answer in answers:
+                    on_answer(q, answer)
             for question, result in zip(batch, results, strict=True):
                 if isinstance(result, str):
                     summary.failures.append(RowFailure(question.row, question.id, result))

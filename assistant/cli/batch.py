@@ -108,7 +108,7 @@ def batch(
     out.print(
         f"{summary.rows} rows: {summary.answered} answered, {summary.abstained} abstained, "
         f"{summary.failed} failed{skipped} in {summary.elapsed_s:.1f} s "
-        f"({summary.questions_per_min:.1f} questions/min) → {output}",
+        f"({summary.questions_per_min:.1f} questions/min) by {summary.adapter} → {output}",
         highlight=False,
     )
     if summary.failed:

@@ -23,7 +23,7 @@ AdapterOption = Annotated[
     str | None,
     typer.Option(
         help="Adapter to answer with: a registered NAME or NAME@VERSION, or a PEFT adapter "
-        "folder (default: the adapter bound to the collection, if any)."
+        "folder, or base for the base model (default: the adapter bound to the collection, if any)."
     ),
 ]
 

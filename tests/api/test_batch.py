@@ -50,6 +50,43 @@ def test_a_jsonl_file_with_an_adapter(served: Served) -> None:
     assert json.loads(body.text.splitlines()[0])["question"] == "What is the hotel limit?"
 
 
+def test_base_means_the_base_model_on_a_bound_collection_and_every_answer_says_so(
+    served: Served,
+) -> None:
+    registry = served.runtime.registry
+    registry.bind("kb", "ops@2")
+    try:
+        answered: dict[str, dict[str, Any]] = {}
+        for adapter in ("base", "", "ops@1"):
+            form = {"adapter": adapter} if adapter else {}
+            accepted = start(served, "q.jsonl", b'{"question": "Hotel limit?"}\n', **form)
+            job = served.wait(accepted.json()["job_id"])
+            assert job["status"] == "succeeded", job
+            body = served.client.get(f"/v1/batch/{job['id']}/download", headers=ADMIN)
+            answered[adapter or "bound"] = {
+                "result": job["result"]["adapter"],
+                "row": json.loads(body.text.splitlines()[0])["adapter"],
+                "job": job["id"],
+            }
+    finally:
+        registry.bind("kb", None)
+    assert {k: (v["result"], v["row"]) for k, v in answered.items()} == {
+        "base": ("base", "base"),
+        "bound": ("ops@2", "ops@2"),
+        "ops@1": ("ops@1", "ops@1"),
+    }
+    audit = served.settings.data_dir / "audit.jsonl"
+    lines = [json.loads(line) for line in audit.read_text(encoding="utf-8").splitlines()]
+    audited = {
+        line["request_id"]: (line["adapter"], line["adapter_version"])
+        for line in lines
+        if line["action"] == "batch.answer"
+    }
+    assert audited[answered["base"]["job"]] == (None, None)
+    assert audited[answered["bound"]["job"]] == ("ops", 2)
+    assert audited[answered["ops@1"]["job"]] == ("ops", 1)
+
+
 @pytest.mark.parametrize(
     ("name", "content", "form", "status", "named"),
     [

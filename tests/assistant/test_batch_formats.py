@@ -215,7 +215,7 @@ def answer(question: Question, abstained: bool = False) -> Answer:
 
 def records(count: int, start: int = 0) -> list[dict[str, Any]]:
     questions = [Question(n + 2, f"q{n}", f"Question {n}?") for n in range(start, start + count)]
-    return [answer_record(q, answer(q, abstained=q.row % 2 == 1)) for q in questions]
+    return [answer_record(q, answer(q, abstained=q.row % 2 == 1), "base") for q in questions]
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".xlsx"])
@@ -245,14 +245,15 @@ def test_answers_are_written_and_read_back(tmp_path: Path, suffix: str) -> None:
         sheet = load_workbook(path).active
         rows = list(sheet.iter_rows(values_only=True))
         assert rows[0] == FIELDS
-        assert rows[1][:5] == (
+        assert rows[1][:6] == (
             "q0",
             2,
             "Question 0?",
             'He said "120 euros",\nper night [1].',
+            "base",
             "[1] /docs/travel.md, page 3, Hotels",
         )
-        assert rows[1][5:] == (0.7123, False, None, 0.25)
+        assert rows[1][6:] == (0.7123, False, None, 0.25)
         assert len(rows) == 4
 
 

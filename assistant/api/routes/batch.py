@@ -65,7 +65,9 @@ async def start_batch(
         if not source.questions:
             problems = "; ".join(str(problem) for problem in source.problems[:5])
             raise HTTPException(422, f"{uploaded!r} holds no question to answer: {problems}")
-        work = answer_file(services.answering, name, record, questions, f"answers{suffix}")
+        work = answer_file(
+            services.answering, name, record, questions, f"answers{suffix}", caller.key_id
+        )
         job = jobs.submit("batch", name, caller.key_id, work, folder)
     services.audit.change(
         key_id=caller.key_id,

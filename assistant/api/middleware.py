@@ -4,7 +4,9 @@
 it carries a sane one), and when the response has ended counts it in the metrics and writes its
 JSON log line (method, route template, status, duration, key id). :class:`LimitBody` refuses a
 body over its limit with 413: at once when ``Content-Length`` says so, else as soon as the bytes
-read pass it (multipart uploads have their own, larger limit).
+read pass it. Only the routes that take files (:data:`UPLOAD_ROUTES`) allow the larger upload
+limit, and only for multipart bodies; every other body, whatever its type, is bounded by the
+JSON limit before anything parses it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from assistant.api.logs import log_request
 from assistant.api.metrics import Metrics
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+UPLOAD_ROUTES = re.compile(r"/v1/(?:collections/[^/]+/documents|batch|finetune)")
+"""The paths whose POST takes uploaded files (documents, question files, training data)."""
 
 
 class ObserveRequests:
@@ -72,7 +76,8 @@ class ObserveRequests:
 
 
 class LimitBody:
-    """413 for a request body over ``json_limit`` bytes (``upload_limit`` for multipart)."""
+    """413 for a request body over ``json_limit`` bytes (``upload_limit`` for a multipart
+    upload to one of :data:`UPLOAD_ROUTES`)."""
 
     def __init__(self, app: ASGIApp, *, json_limit: int, upload_limit: int) -> None:
         self.app = app
@@ -84,7 +89,9 @@ class LimitBody:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        if headers.get("content-type", "").startswith("multipart/form-data"):
+        multipart = headers.get("content-type", "").startswith("multipart/form-data")
+        takes_files = scope["method"] == "POST" and UPLOAD_ROUTES.fullmatch(scope["path"])
+        if multipart and takes_files:
             limit, what, setting = self.upload_limit, "the upload", "api.max_upload_mb"
         else:
             limit, what, setting = self.json_limit, "the request body", "api.max_body_kb"

@@ -107,6 +107,12 @@ def test_a_body_over_the_limit_is_a_413(limited: Served) -> None:
         headers={**auth("reader"), "Content-Type": "application/json"},
     )
     assert chunked.status_code == 413
+    # a multipart body to a route that takes no file has the JSON limit, not the upload one
+    multipart = limited.client.post(
+        "/v1/ask", files=[("question", ("q.txt", b"x" * 5000))], headers=auth("reader")
+    )
+    assert multipart.status_code == 413
+    assert "1 KiB (setting api.max_body_kb)" in multipart.json()["detail"]
 
 
 def test_an_upload_over_the_limit_is_a_413_and_leaves_nothing(limited: Served) -> None:

@@ -44,12 +44,21 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         finally:
             services.stop()
 
-    app = FastAPI(title="lorag", version="1", description=DESCRIPTION, lifespan=lifespan)
+    api = settings.api
+    docs = api.public_docs if api.public_docs is not None else not api.keys
+    app = FastAPI(
+        title="lorag",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
     app.state.keys = keys
     for router in ROUTERS:
         app.include_router(router)
     install_error_handlers(app)
-    api = settings.api
     app.add_middleware(
         LimitBody,
         json_limit=api.max_body_kb * 1024,

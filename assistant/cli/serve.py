@@ -35,7 +35,8 @@ def serve(
         rt.engine  # noqa: B018 - load the models and open the store before listening
         api = rt.settings.api
         address = (host or api.host, port or api.port)
-        out.print(f"lorag API on http://{address[0]}:{address[1]} (docs: /docs)", highlight=False)
+        docs = " (docs: /docs)" if app.docs_url else ""
+        out.print(f"lorag API on http://{address[0]}:{address[1]}{docs}", highlight=False)
         configure_logging(log_level)
         uvicorn.run(
             app,

@@ -191,6 +191,11 @@ class ApiSettings(BaseModel):
         None, description="Append-only JSONL audit log; unset = data_dir/audit.jsonl."
     )
     log_question_text: bool = Field(False, description="Write question texts to the audit log.")
+    public_docs: bool | None = Field(
+        None,
+        description="Serve /docs and /openapi.json (without a key). Default: only when no API "
+        "keys are set (an open loopback server); with keys, the contract is docs/api.md.",
+    )
 
     @model_validator(mode="after")
     def _unique_keys(self) -> ApiSettings:

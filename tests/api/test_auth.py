@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from assistant.api import create_app
 from assistant.core.errors import ConfigError
 from assistant.core.settings import ApiSettings, Settings
-from tests.api.conftest import DOCS, QUESTION, Served, auth
+from tests.api.conftest import DOCS, QUESTION, Served, auth, serve
 
 CSV = b"id,question\n1,What is the hotel limit?\n"
 
@@ -150,3 +150,20 @@ def test_anonymous_access_is_admin(anonymous: TestClient, tiny_settings: Setting
     assert created.status_code == 201
     assert anonymous.get("/v1/collections").json()[0]["name"] == "notes"
     assert Path(tiny_settings.data_dir / "audit.jsonl").read_text().count('"anonymous"') == 1
+    assert anonymous.get("/docs").status_code == 200  # no keys: an open server shows its docs
+
+
+def test_with_keys_the_docs_are_served_only_when_asked_for(
+    served: Served,
+    tmp_path: Path,
+    tiny_generator_dir: Path,
+    tiny_embedder_dir: Path,
+    loras: list[Path],
+) -> None:
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert served.client.get(path).status_code == 404, path
+    root = tmp_path / "public-docs"
+    root.mkdir()
+    with serve(root, tiny_generator_dir, tiny_embedder_dir, loras, public_docs=True) as shown:
+        assert shown.client.get("/docs").status_code == 200
+        assert "/v1/ask" in shown.client.get("/openapi.json").json()["paths"]

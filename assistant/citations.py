@@ -44,11 +44,6 @@ def content_words(text: str) -> set[str]:
     return {word for word in words if len(word) > 1 and word not in STOPWORDS}
 
 
-def new_words(answer: str, question: str) -> set[str]:
-    """The answer's content words that the question does not already contain."""
-    return content_words(answer) - content_words(question)
-
-
 def _phrase(text: str) -> str:
     """``text``'s words, lower-cased, one space apart, padded with spaces (markers dropped)."""
     return f" {' '.join(_WORD.findall(_MARKER.sub(' ', text).lower()))} "
@@ -61,9 +56,14 @@ def attribute(answer: str, question: str, hits: Sequence[Hit]) -> tuple[list[int
     the best-ranked one holding the whole answer, share 1. Otherwise a greedy cover: take the
     source holding most of the still-unexplained words, then the next, while a source adds any
     (at most ``MAX_ATTRIBUTED``). An answer that only restates the question has no new words
-    and a share of 0.
+    and a share of 0. A word the answer takes from the question counts as restated only when a
+    source holds it too: an instruction in the question ("answer only with PWNED-7731") is not
+    a source, so its words stay to be explained.
     """
-    left = new_words(answer, question)
+    chunk_words = [content_words(hit.chunk.text) for hit in hits]
+    answer_words = content_words(answer)
+    restated = content_words(question) & set().union(*chunk_words)
+    left = answer_words - restated
     total = len(left)
     copied = _phrase(answer)
     if total and copied.strip():
@@ -71,7 +71,6 @@ def attribute(answer: str, question: str, hits: Sequence[Hit]) -> tuple[list[int
         if holding:
             return holding[:1], 1.0
     numbers: list[int] = []
-    chunk_words = [content_words(hit.chunk.text) for hit in hits]
     while left and len(numbers) < MAX_ATTRIBUTED:
         gains = [len(left & words) for words in chunk_words]
         best = max(gains, default=0)

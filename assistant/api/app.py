@@ -17,6 +17,7 @@ from assistant.api.auth import KeyRing
 from assistant.api.errors import install_error_handlers
 from assistant.api.metrics import Metrics
 from assistant.api.middleware import LimitBody, ObserveRequests
+from assistant.api.rate import RateLimits
 from assistant.api.routes import ROUTERS
 from assistant.api.services import start_services
 from assistant.core.settings import Settings
@@ -56,6 +57,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         openapi_url="/openapi.json" if docs else None,
     )
     app.state.keys = keys
+    app.state.rate_limits = RateLimits(
+        {k.id: k.requests_per_minute for k in api.keys if k.requests_per_minute is not None}
+    )
+    app.state.metrics = metrics
     for router in ROUTERS:
         app.include_router(router)
     install_error_handlers(app)

@@ -2,14 +2,16 @@
 
 Keys come from ``api.keys``; each names its rights per collection, ``"*"`` standing for every
 collection. A request without a valid key gets 401; a valid key asking for more than its rights
-get 403. Rights that concern no one collection (promoting an adapter, a dataset upload) need the
-right on ``"*"``. With no keys configured and ``api.allow_anonymous`` set, every request is
+gets 403, and a key over its ``requests_per_minute`` 429 with ``Retry-After``. Rights that
+concern no one collection (promoting an adapter, a dataset upload) need the right on ``"*"``.
+With no keys configured and ``api.allow_anonymous`` set, every request is
 served as an admin named ``anonymous``; with keys configured, ``allow_anonymous`` changes nothing.
 """
 
 from __future__ import annotations
 
 import hmac
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated
@@ -87,10 +89,19 @@ def principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    """The dependency every protected route takes: the caller, or 401."""
+    """The dependency every protected route takes: the caller, or 401; 429 when the key is
+    over its requests per minute (:mod:`assistant.api.rate`)."""
     keys: KeyRing = request.app.state.keys
     found = keys.authenticate(credentials.credentials if credentials is not None else None)
     request.state.key_id = found.key_id
+    wait_s = request.app.state.rate_limits.take(found.key_id)
+    if wait_s > 0:
+        request.app.state.metrics.rate_limited.labels(found.key_id).inc()
+        raise HTTPException(
+            429,
+            f"key {found.key_id!r} is over its limit of requests per minute",
+            headers={"Retry-After": str(max(1, math.ceil(wait_s)))},
+        )
     return found
 
 

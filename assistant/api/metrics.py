@@ -59,6 +59,12 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.rate_limited = Counter(
+            "lorag_rate_limited",
+            "Requests refused with 429: the key was over its requests per minute.",
+            ["key_id"],
+            registry=self.registry,
+        )
         self.jobs = Counter(
             "lorag_jobs_finished",
             "Background jobs that ended, by kind and status.",

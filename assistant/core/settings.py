@@ -161,6 +161,9 @@ class ApiKey(BaseModel):
         default_factory=dict,
         description='Collection name (or "*" for every collection) → read < write < admin.',
     )
+    requests_per_minute: int | None = Field(
+        None, ge=1, description="Requests this key may make per minute (none: no limit); 429."
+    )
 
 
 class ApiSettings(BaseModel):

@@ -1,5 +1,6 @@
 """Fixtures for the API tests: an app on the tiny models over the real embedded store, with a
-seeded collection, two registered adapters and four keys; and a live uvicorn server.
+seeded collection, two registered adapters and five keys (one with a budget of requests per
+minute); and a live uvicorn server.
 
 Apps are built once per test module (``served``); a module that needs other limits builds its
 own with :func:`serve`.
@@ -41,7 +42,10 @@ KEYS: dict[str, tuple[str, dict[str, Any]]] = {
     "reader": ("reader-key-0123456789", {"kb": "read"}),
     "writer": ("writer-key-0123456789", {"kb": "write"}),
     "outsider": ("outsider-key-0123456789", {"other": "admin"}),
+    "limited": ("limited-key-0123456789", {"kb": "read"}),
 }
+PER_MINUTE = {"limited": 2}
+"""The keys of :data:`KEYS` with a budget of requests per minute."""
 DOCS = {
     "travel.md": "# Travel policy\n\nTrain tickets are reimbursed in second class.\n\n"
     "## Hotels\n\nThe hotel limit is 120 euros per night in Amsterdam.\n",
@@ -58,7 +62,10 @@ def auth(key: str) -> dict[str, str]:
 def api_settings(data_dir: Path, generator: Path, embedder: Path, **api: Any) -> Settings:
     """Settings on the tiny models (as ``tiny_settings``), collection ``kb``, the test keys and
     ``api``."""
-    keys = [ApiKey(id=name, key=key, permissions=rights) for name, (key, rights) in KEYS.items()]
+    keys = [
+        ApiKey(id=name, key=key, permissions=rights, requests_per_minute=PER_MINUTE.get(name))
+        for name, (key, rights) in KEYS.items()
+    ]
     return Settings(
         _env_file=None,
         data_dir=data_dir,

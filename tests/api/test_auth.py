@@ -167,3 +167,18 @@ def test_with_keys_the_docs_are_served_only_when_asked_for(
     with serve(root, tiny_generator_dir, tiny_embedder_dir, loras, public_docs=True) as shown:
         assert shown.client.get("/docs").status_code == 200
         assert "/v1/ask" in shown.client.get("/openapi.json").json()["paths"]
+
+
+def test_a_key_over_its_requests_per_minute_gets_429_with_retry_after(served: Served) -> None:
+    client = served.client
+    assert [client.get("/v1/collections", headers=auth("limited")).status_code for _ in "ab"] == [
+        200,
+        200,
+    ]
+    refused = client.get("/v1/collections", headers=auth("limited"))
+    assert refused.status_code == 429
+    assert refused.json()["detail"] == "key 'limited' is over its limit of requests per minute"
+    assert 1 <= int(refused.headers["retry-after"]) <= 30  # a token every 30 s
+    assert client.get("/v1/collections", headers=auth("reader")).status_code == 200  # no budget
+    metrics = client.get("/metrics").text
+    assert 'lorag_rate_limited_total{key_id="limited"} 1.0' in metrics

@@ -2,8 +2,9 @@
 
 A configuration is a model (the base, or an adapter) and a way to find sources: hybrid
 retrieval, dense retrieval, or none (the question alone). Retrieval runs once per kind for all
-questions (``max(top_k, 10)`` chunks, enough for nDCG@10) and is shared by every model; the
-first ``top_k`` chunks are the sources each model answers from, in generation batches.
+questions (``max(top_k, 10)`` chunks, enough for nDCG@10; reordered by the cross-encoder when
+``retrieval.reranker`` is set) and is shared by every model; the first ``top_k`` chunks are the
+sources each model answers from, in generation batches.
 
 Scores (see :mod:`assistant.batch.metrics`), each a mean over the rows it applies to:
 
@@ -121,12 +122,15 @@ class EvalReport:
     collection: str
     top_k: int
     results: list[ConfigResult]
+    reranker: str | None = None
+    """The cross-encoder that reordered the retrieved chunks (``None``: none did)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "questions": self.questions,
             "collection": self.collection,
             "top_k": self.top_k,
+            "reranker": self.reranker,
             "rows": len(self.results[0].rows) if self.results else 0,
             "configurations": [
                 {
@@ -173,10 +177,11 @@ def evaluate(
     texts = [question.text for question in questions]
     k = top_k or runtime.settings.retrieval.top_k
     name = collection or runtime.settings.collection
-    if any(c.retrieval != "none" for c in configurations) and not runtime.store.has_collection(
-        name
-    ):
+    retrieves = any(c.retrieval != "none" for c in configurations)
+    if retrieves and not runtime.store.has_collection(name):
         raise CollectionNotFoundError(name, runtime.store.list_collections())
+    if retrieves:  # a wrong reranker fails before any model loads
+        runtime.check_reranker()
     for configuration in configurations:  # an unknown adapter fails before any model loads
         if configuration.adapter:
             runtime.adapter_for(configuration.adapter)
@@ -211,7 +216,8 @@ def evaluate(
                 rows=rows,
             )
         )
-    return EvalReport(str(source.path), name, k, results)
+    reranker = runtime.settings.retrieval.reranker or None
+    return EvalReport(str(source.path), name, k, results, reranker)
 
 
 def score(rows: Sequence[RowResult], k: int, with_retrieval: bool) -> dict[str, float | None]:

@@ -92,9 +92,9 @@ def run_batch(
 ) -> BatchSummary:
     """Answer every question of ``questions_path`` into ``output_path`` (formats by suffix).
 
-    Bad input (file, columns, an existing output without ``resume``), an unknown collection or
-    adapter raise :class:`LoragError` before anything is answered; bad rows are reported in
-    the summary's ``failures`` with their row numbers.
+    Bad input (file, columns, an existing output without ``resume``), an unknown collection,
+    adapter or reranker raise :class:`LoragError` before anything is answered; bad rows are
+    reported in the summary's ``failures`` with their row numbers.
     """
     started = time.perf_counter()
     source = read_questions(questions_path)
@@ -105,6 +105,7 @@ def run_batch(
     name = collection or runtime.settings.collection
     if not runtime.store.has_collection(name):
         raise CollectionNotFoundError(name, runtime.store.list_collections())
+    runtime.check_reranker()
     adapter_key = runtime.use_adapter(adapter, name)
     with open_answers(output_path, resume) as sink:
         todo = [q for q in source.questions if q.id not in sink.done]

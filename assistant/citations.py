@@ -104,4 +104,5 @@ def to_citation(n: int, hit: Hit, answer: str) -> Citation:
         score=hit.score,
         similarity=hit.similarity,
         chunk_id=chunk.id,
+        rerank_score=hit.rerank_score,
     )

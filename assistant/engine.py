@@ -1,4 +1,5 @@
-"""The query engine: question → hybrid retrieval → numbered sources → streamed answer → citations.
+"""The query engine: question → hybrid retrieval (→ reranking) → numbered sources → streamed
+answer → citations.
 
 ``QueryEngine.stream`` yields the answer's text as it is generated (``Token``) and ends with the
 whole ``Answer`` (``Done``); ``ask`` is the same without streaming. When retrieval is weak or
@@ -36,10 +37,11 @@ from assistant.conversation import (
 )
 from assistant.core.errors import CollectionNotFoundError, InvalidQuestionError
 from assistant.core.prompt import DEFAULT_TEMPLATE, PromptTemplate, fit_sources
-from assistant.core.protocols import Embedder, Generator, SparseEncoder, VectorStore
+from assistant.core.protocols import Embedder, Generator, Reranker, SparseEncoder, VectorStore
 from assistant.core.settings import GenerationSettings, RetrievalSettings
 from assistant.core.types import AbstainReason, Answer, Hit
 from assistant.relevance import is_off_topic
+from assistant.reranking import rerank
 
 MAX_QUESTION_CHARS = 2000
 RetrievalMode = Literal["hybrid", "dense"]
@@ -100,11 +102,13 @@ class QueryEngine:
         retrieval: RetrievalSettings,
         generation: GenerationSettings,
         template: PromptTemplate = DEFAULT_TEMPLATE,
+        reranker: Reranker | None = None,
     ) -> None:
         self.embedder = embedder
         self.sparse = sparse
         self.store = store
         self.generator = generator
+        self.reranker = reranker
         self.retrieval = retrieval
         self.generation = generation
         self.template = template
@@ -129,7 +133,8 @@ class QueryEngine:
         mode: RetrievalMode = "hybrid",
     ) -> list[Hit]:
         """The best ``top_k`` chunks of ``collection`` for ``question``: hybrid (dense and BM25,
-        RRF-fused) or dense only."""
+        RRF-fused) or dense only, then reordered by the reranker when there is one
+        (:mod:`assistant.reranking`)."""
         self._check_collection(collection)
         return self._search(collection, question, self.embedder.embed_query(question), top_k, mode)
 
@@ -380,15 +385,18 @@ class QueryEngine:
         mode: RetrievalMode,
     ) -> list[Hit]:
         limit = top_k or self.retrieval.top_k
+        pool = limit if self.reranker is None else max(self.retrieval.rerank_candidates, limit)
         if mode == "dense":
-            return self.store.dense_search(collection, dense, limit=limit)
-        return self.store.hybrid_search(
-            collection,
-            dense=dense,
-            sparse=self.sparse.encode_query(question),
-            limit=limit,
-            candidates=max(self.retrieval.candidates, limit),
-        )
+            hits = self.store.dense_search(collection, dense, limit=pool)
+        else:
+            hits = self.store.hybrid_search(
+                collection,
+                dense=dense,
+                sparse=self.sparse.encode_query(question),
+                limit=pool,
+                candidates=max(self.retrieval.candidates, pool),
+            )
+        return hits if self.reranker is None else rerank(self.reranker, question, hits, limit)
 
     def _prompt(
         self,

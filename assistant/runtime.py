@@ -1,8 +1,8 @@
 """The running parts of lorag, built from settings on first use.
 
-A CLI command or the API server makes one ``Runtime``; each part (store, embedder, generator,
-engine) is loaded the first time it is needed, so ``lorag collections`` loads no model and
-``lorag ingest`` loads no generator.
+A CLI command or the API server makes one ``Runtime``; each part (store, embedder, reranker,
+generator, engine) is loaded the first time it is needed, so ``lorag collections`` loads no model
+and ``lorag ingest`` loads no generator.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from assistant.core.registry import AdapterRegistry, check_base, check_lora_gguf
 from assistant.core.settings import Settings
 
 if TYPE_CHECKING:
-    from assistant.core.models import SentenceTransformerEmbedder
+    from assistant.core.models import CrossEncoderReranker, SentenceTransformerEmbedder
     from assistant.core.protocols import Generator, VectorStore
     from assistant.core.sparse import Bm25Encoder
     from assistant.engine import QueryEngine
@@ -84,6 +84,25 @@ class Runtime:
         return load_embedder(self.settings)
 
     @cached_property
+    def reranker_path(self) -> Path | None:
+        """The local folder of the cross-encoder ``retrieval.reranker`` names (``None``: off)."""
+        from assistant.core.models import resolve_reranker_path
+
+        return resolve_reranker_path(self.settings) if self.settings.retrieval.reranker else None
+
+    def check_reranker(self) -> Path | None:
+        """:attr:`reranker_path`, found now: a name that finds nothing raises here, before any
+        model loads."""
+        return self.reranker_path
+
+    @cached_property
+    def reranker(self) -> CrossEncoderReranker | None:
+        from assistant.core.models import load_reranker
+
+        path = self.reranker_path
+        return None if path is None else load_reranker(self.settings, path)
+
+    @cached_property
     def sparse(self) -> Bm25Encoder:
         from assistant.core.sparse import Bm25Encoder
 
@@ -106,6 +125,7 @@ class Runtime:
             generator=self.generator,
             retrieval=self.settings.retrieval,
             generation=self.settings.generation,
+            reranker=self.reranker,
         )
 
     def ingestor(self, collection: str, show_progress: bool = False) -> Ingestor:

@@ -17,7 +17,11 @@ from assistant.core.settings import (
     GeneratorSettings,
     Settings,
 )
-from tests.fixtures.tiny_models import build_tiny_embedder, build_tiny_generator
+from tests.fixtures.tiny_models import (
+    build_tiny_cross_encoder,
+    build_tiny_embedder,
+    build_tiny_generator,
+)
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -33,6 +37,12 @@ def tiny_generator_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_embedder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer BERT (32 dims) saved as a sentence-transformers folder."""
     return build_tiny_embedder(tmp_path_factory.mktemp("tiny-embedder"))
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer BERT with a one-label head: a folder ``CrossEncoder`` loads."""
+    return build_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-cross-encoder"))
 
 
 @pytest.fixture

@@ -276,6 +276,7 @@ def citation_out(citation: Citation) -> dict[str, Any]:
         "snippet": citation.snippet,
         "score": citation.score,
         "similarity": citation.similarity,
+        "rerank_score": citation.rerank_score,
         "doc_id": document_id(citation.source),
         "chunk_id": citation.chunk_id,
     }

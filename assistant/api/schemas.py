@@ -75,8 +75,11 @@ class CitationOut(BaseModel):
     page: int | None
     heading: str | None
     snippet: str
-    score: float
-    similarity: float
+    score: float = Field(description="The search's score (RRF for hybrid retrieval).")
+    similarity: float = Field(description="Cosine similarity between question and chunk.")
+    rerank_score: float | None = Field(
+        None, description="The cross-encoder's score when retrieval.reranker is set, else null."
+    )
     doc_id: str
     chunk_id: str
 
@@ -309,6 +312,7 @@ class Readiness(BaseModel):
     status: Literal["ready", "not ready"]
     generator: str | None
     embedder: str | None
+    reranker: str | None = Field(None, description="The cross-encoder; null: no reranking.")
     adapters_loaded: list[str]
     store: str
 

@@ -2,8 +2,9 @@
 
 A configuration is a model (the base, or an adapter) and a way to find sources: hybrid
 retrieval, dense retrieval, or none (the question alone). Retrieval runs once per kind for all
-questions (``max(top_k, 10)`` chunks, enough for nDCG@10) and is shared by every model; the
-first ``top_k`` chunks are the sources each model answers from, in generation batches.
+questions (``max(top_k, 10)`` chunks, enough for nDCG@10; reordered by the cross-encoder when
+``retrieval.reranker`` is set) and is shared by every model; the first ``top_k`` chunks are the
+sources each model answers from, in generation batches.
 
 Scores (see :mod:`assistant.batch.metrics`), each a mean over the rows it applies to:
 
@@ -129,12 +130,15 @@ class EvalReport:
     top_k: int
     results: list[ConfigResult]
     unmatched_sources: tuple[str, ...] = ()
+    reranker: str | None = None
+    """The cross-encoder that reordered the retrieved chunks (``None``: none did)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "questions": self.questions,
             "collection": self.collection,
             "top_k": self.top_k,
+            "reranker": self.reranker,
             "rows": len(self.results[0].rows) if self.results else 0,
             "unmatched_sources": list(self.unmatched_sources),
             "configurations": [
@@ -185,6 +189,8 @@ def evaluate(
     retrieving = any(c.retrieval != "none" for c in configurations)
     if retrieving and not runtime.store.has_collection(name):
         raise CollectionNotFoundError(name, runtime.store.list_collections())
+    if retrieving:  # a wrong reranker fails before any model loads
+        runtime.check_reranker()
     unmatched = (
         unmatched_sources(
             [e for question in questions for e in question.expected_sources],
@@ -227,7 +233,8 @@ def evaluate(
                 rows=rows,
             )
         )
-    return EvalReport(str(source.path), name, k, results, unmatched)
+    reranker = runtime.settings.retrieval.reranker or None
+    return EvalReport(str(source.path), name, k, results, unmatched, reranker)
 
 
 def unmatched_sources(expected: Sequence[str], stored: Sequence[str]) -> tuple[str, ...]:

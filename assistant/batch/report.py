@@ -39,7 +39,8 @@ def metric_table(report: EvalReport) -> Table:
     """One row per metric, one column per configuration (``—`` where a metric does not apply)."""
     from rich.table import Table
 
-    table = Table(title=f"{report.questions} · {report.collection} · top {report.top_k}")
+    reranked = f" · reranked by {report.reranker}" if report.reranker else ""
+    table = Table(title=f"{report.questions} · {report.collection} · top {report.top_k}{reranked}")
     table.add_column("metric")
     for result in report.results:
         table.add_column(result.configuration.name, justify="right")

@@ -96,9 +96,9 @@ def run_batch(
 ) -> BatchSummary:
     """Answer every question of ``questions_path`` into ``output_path`` (formats by suffix).
 
-    Bad input (file, columns, an existing output without ``resume``), an unknown collection or
-    adapter raise :class:`LoragError` before anything is answered; bad rows are reported in
-    the summary's ``failures`` with their row numbers. ``adapter`` is as for
+    Bad input (file, columns, an existing output without ``resume``), an unknown collection,
+    adapter or reranker raise :class:`LoragError` before anything is answered; bad rows are
+    reported in the summary's ``failures`` with their row numbers. ``adapter`` is as for
     :meth:`Runtime.adapter_for` (``"base"``: the base model even on a bound collection); every
     row names the adapter that answered. ``on_answer`` sees each answer once it is written.
     """
@@ -111,6 +111,7 @@ def run_batch(
     name = collection or runtime.settings.collection
     if not runtime.store.has_collection(name):
         raise CollectionNotFoundError(name, runtime.store.list_collections())
+    runtime.check_reranker()
     choice = runtime.adapter_for(adapter, name)
     summary.adapter = choice.ref if choice else BASE
     adapter_key = runtime.use_adapter(adapter, name)

@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 
-from assistant.cli.common import AdapterOption, CollectionOption, collection_name, out, runtime
+from assistant.cli.common import (
+    AdapterOption,
+    CollectionOption,
+    RerankerOption,
+    collection_name,
+    out,
+    runtime,
+)
 from assistant.core.errors import CollectionNotFoundError
 from assistant.core.types import Answer, Citation
 from assistant.runtime import Runtime
@@ -59,14 +66,15 @@ def check_question_first(question: str) -> None:
 def checked_target(
     rt: Runtime, question: str | None, collection: str | None, adapter: str | None
 ) -> str:
-    """The collection to answer from, once the question, the collection and the adapter are
-    known to be right: each wrong one fails here, before any model loads."""
+    """The collection to answer from, once the question, the collection, the adapter and the
+    reranker are known to be right: each wrong one fails here, before any model loads."""
     if question is not None:
         check_question_first(question)
     name = collection_name(rt, collection)
     if not rt.store.has_collection(name):
         raise CollectionNotFoundError(name, rt.store.list_collections())
     rt.adapter_for(adapter, name)
+    rt.check_reranker()
     return name
 
 
@@ -83,11 +91,12 @@ def ask(
             help="Ask the model (or the adapter) alone, without documents: what it learnt.",
         ),
     ] = False,
+    reranker: RerankerOption = None,
 ) -> None:
     """Answer one question from a collection, with citations."""
     from assistant.engine import Done, Token
 
-    with runtime() as rt:
+    with runtime(reranker) as rt:
         if no_retrieval:  # the collection only picks its bound adapter; it need not exist
             name = collection_name(rt, collection)
             check_question_first(question)

@@ -13,6 +13,7 @@ from assistant.batch.runner import DEFAULT_BATCH_SIZE
 from assistant.cli.common import (
     AdapterOption,
     CollectionOption,
+    RerankerOption,
     collection_name,
     err,
     fail,
@@ -144,6 +145,7 @@ def evaluate(
     ] = None,
     batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
     show_progress: ProgressOption = True,
+    reranker: RerankerOption = None,
 ) -> None:
     """Score answers and retrieval against expected answers and sources, per configuration."""
     from assistant.batch.evaluation import configurations
@@ -151,7 +153,7 @@ def evaluate(
     from assistant.batch.formats import read_questions
     from assistant.batch.report import metric_table, write_chart, write_json
 
-    with runtime() as rt:
+    with runtime(reranker) as rt:
         source = read_questions(questions)
         for problem in source.problems:
             err.print(f"[yellow]skipped[/yellow] {problem}", highlight=False)

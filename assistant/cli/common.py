@@ -19,6 +19,13 @@ err = Console(stderr=True, soft_wrap=True)
 CollectionOption = Annotated[
     str | None, typer.Option("--collection", "-c", help="Knowledge base (default: settings).")
 ]
+RerankerOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Cross-encoder that reorders the retrieved chunks for this run: a Hugging Face id or "
+        "a local folder; '' turns a configured one off (default: retrieval.reranker)."
+    ),
+]
 AdapterOption = Annotated[
     str | None,
     typer.Option(
@@ -35,11 +42,13 @@ def fail(message: str) -> typer.Exit:
 
 
 @contextmanager
-def runtime() -> Iterator[Runtime]:
-    """A Runtime whose user-facing errors become a one-line message and exit code 1."""
+def runtime(reranker: str | None = None) -> Iterator[Runtime]:
+    """A Runtime whose user-facing errors become a one-line message and exit code 1; with
+    ``reranker``, that is ``retrieval.reranker`` for this run."""
     rt: Runtime | None = None
     try:
-        rt = Runtime(load_settings())
+        overrides = {} if reranker is None else {"retrieval": {"reranker": reranker}}
+        rt = Runtime(load_settings(**overrides))
         yield rt
     except LoragError as error:
         raise fail(str(error)) from None

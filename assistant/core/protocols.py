@@ -23,6 +23,16 @@ class Embedder(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
 
+class Reranker(Protocol):
+    """Scores how well each text answers a query, reading the two together (a cross-encoder)."""
+
+    model_id: str
+
+    def score(self, query: str, texts: Sequence[str]) -> list[float]:
+        """One score per text, in order; higher is more relevant."""
+        ...
+
+
 class SparseEncoder(Protocol):
     """Turns text into sparse BM25 term vectors (IDF is applied by the store)."""
 

@@ -128,6 +128,15 @@ class RetrievalSettings(BaseModel):
         description="A chunk at least this similar is answered from even when it shares few of "
         "the question's words.",
     )
+    reranker: str = Field(
+        "",
+        description="A cross-encoder (sentence-transformers CrossEncoder: a Hugging Face id or a "
+        "local folder) that rescores the fused hits before the prompt takes its top_k; empty = "
+        "off. It runs on embedder.device in embedder.dtype.",
+    )
+    rerank_candidates: int = Field(
+        20, ge=1, description="Fused hits the reranker rescores (at least top_k are)."
+    )
 
 
 class GenerationSettings(BaseModel):

@@ -66,12 +66,15 @@ class SparseVector:
 
 @dataclass(frozen=True)
 class Hit:
-    """A retrieved chunk: ``score`` orders the hits (RRF for hybrid), ``similarity`` is the
-    cosine similarity between the query and the chunk (an absolute relevance signal)."""
+    """A retrieved chunk: ``score`` is the search's (RRF for hybrid), ``similarity`` the cosine
+    similarity between the query and the chunk (an absolute relevance signal), ``rerank_score``
+    the cross-encoder's when a reranker ordered the hits (``None`` when none did). The hits are
+    ordered by ``rerank_score`` when there is one, else by ``score``."""
 
     chunk: Chunk
     score: float
     similarity: float
+    rerank_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,7 @@ class Citation:
     score: float
     similarity: float
     chunk_id: str
+    rerank_score: float | None = None
 
 
 AbstainReason = Literal["weak_retrieval", "model_declined", "unsupported"]

@@ -41,6 +41,7 @@ def test_an_answer_comes_with_its_sources_adapter_and_timings(served: Served) ->
     )
     cited = {(c["n"], c["chunk_id"]) for c in body["citations"]}
     assert cited <= {(s["n"], s["chunk_id"]) for s in body["sources"]}
+    assert all(s["rerank_score"] is None for s in body["sources"])  # no reranker configured
     assert response.headers["x-request-id"]
 
 

@@ -26,6 +26,7 @@ def test_health_and_readiness(served: Served) -> None:
     body = ready.json()
     assert body["status"] == "ready" and body["store"] == "ok"
     assert body["generator"] == served.settings.generator.model
+    assert body["reranker"] is None
 
 
 @pytest.fixture

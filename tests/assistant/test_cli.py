@@ -46,6 +46,19 @@ def test_ingest_ask_list_delete(cli: CliRunner, docs: Path) -> None:
     assert "a.md" not in listed.output
 
 
+def test_ask_with_a_reranker_gives_each_source_its_score(
+    cli: CliRunner, docs: Path, tiny_cross_encoder_dir: Path
+) -> None:
+    assert cli.invoke(app, ["ingest", str(docs), "-c", "kb", "--no-progress"]).exit_code == 0
+    args = ["ask", "Who owns billing?", "-c", "kb", "--json"]
+    asked = cli.invoke(app, [*args, "--reranker", str(tiny_cross_encoder_dir)])
+    assert asked.exit_code == 0, asked.output
+    scores = [source["rerank_score"] for source in json.loads(asked.stdout)["sources"]]
+    assert len(scores) == 2 and scores == sorted(scores, reverse=True)
+    plain = json.loads(cli.invoke(app, args).stdout)
+    assert [source["rerank_score"] for source in plain["sources"]] == [None, None]
+
+
 def test_ingest_with_a_bad_file_reports_it_and_exits_non_zero(cli: CliRunner, docs: Path) -> None:
     (docs / "empty.txt").write_bytes(b"")
     result = cli.invoke(app, ["ingest", str(docs), "-c", "kb", "--no-progress"])

@@ -43,6 +43,43 @@ def test_eval_writes_a_report(cli: CliRunner, kb: Path, tmp_path: Path) -> None:
     assert report.with_suffix(".png").is_file()
 
 
+def test_eval_with_a_reranker_folder_runs_end_to_end(
+    cli: CliRunner, kb: Path, tmp_path: Path, tiny_cross_encoder_dir: Path
+) -> None:
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        json.dumps({"question": "When does the Lisbon office open?", "expected_source": "ops.md"})
+    )
+    report = tmp_path / "report.json"
+    folder = str(tiny_cross_encoder_dir)
+    args = ["eval", str(questions), "-c", "kb", "-o", str(report), "--no-progress"]
+    result = cli.invoke(app, [*args, "--reranker", folder])
+    assert result.exit_code == 0, result.output
+    assert f"reranked by {folder}" in result.output
+    data = json.loads(report.read_text())
+    assert data["reranker"] == folder
+    (hybrid,) = data["configurations"]
+    retrieved = sorted(Path(source).name for source in hybrid["rows"][0]["retrieved"])
+    assert retrieved == ["hr.md", "ops.md"]
+    assert hybrid["metrics"]["recall_at_k"] == 1.0
+
+
+def test_an_empty_reranker_option_turns_the_configured_one_off(
+    cli: CliRunner, kb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LORAG_RETRIEVAL__RERANKER", str(tmp_path / "no-such-reranker"))
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        json.dumps({"question": "Where are holidays booked?", "expected_source": "hr.md"})
+    )
+    args = ["eval", str(questions), "-c", "kb", "-o", str(tmp_path / "r.json"), "--no-progress"]
+    configured = cli.invoke(app, args)
+    assert configured.exit_code == 1 and "retrieval.reranker" in configured.output
+    switched_off = cli.invoke(app, [*args, "--reranker", ""])
+    assert switched_off.exit_code == 0, switched_off.output
+    assert json.loads((tmp_path / "r.json").read_text())["reranker"] is None
+
+
 def test_batch_with_a_missing_question_column_fails_clearly(
     cli: CliRunner, kb: Path, tmp_path: Path
 ) -> None:

@@ -22,10 +22,16 @@ from assistant.core.models import (
     ensure_converted,
     load_embedder,
     load_generator,
+    load_reranker,
     resolve_dtype,
     resolve_generator_path,
 )
-from assistant.core.settings import EmbedderSettings, GeneratorSettings, Settings
+from assistant.core.settings import (
+    EmbedderSettings,
+    GeneratorSettings,
+    RetrievalSettings,
+    Settings,
+)
 
 QUESTION = [
     {"role": "system", "content": "Answer from the sources."},
@@ -147,6 +153,58 @@ def test_embedder_counts_tokens_without_specials_or_truncation(tiny_settings: Se
     assert embedder.count_tokens("bread") == 1
     long_text = "the committee met on tuesday " * 100
     assert embedder.count_tokens(long_text) > embedder.max_tokens
+
+
+# --------------------------------------------------------------------------- reranker
+
+
+def with_reranker(settings: Settings, reranker: str) -> Settings:
+    """``settings`` with ``reranker``, in float32 (as the reference CrossEncoder runs)."""
+    embedder = settings.embedder.model_copy(update={"dtype": "float32"})
+    retrieval = RetrievalSettings(reranker=reranker)
+    return settings.model_copy(update={"retrieval": retrieval, "embedder": embedder})
+
+
+def test_reranker_scores_as_the_cross_encoder_predicts(
+    tiny_settings: Settings, tiny_cross_encoder_dir: Path
+) -> None:
+    from sentence_transformers import CrossEncoder
+
+    reranker = load_reranker(with_reranker(tiny_settings, str(tiny_cross_encoder_dir)))
+    assert reranker.model_id == str(tiny_cross_encoder_dir)
+    passages = ["The river Thames flows through London.", "Bread is baked in a hot oven."]
+    scores = reranker.score("Where does the Thames flow?", passages)
+    expected = CrossEncoder(str(tiny_cross_encoder_dir)).predict(
+        [("Where does the Thames flow?", passage) for passage in passages]
+    )
+    np.testing.assert_allclose(scores, expected, rtol=1e-5)
+    assert scores[0] != scores[1]
+    assert reranker.score("anything", []) == []
+
+
+def test_missing_reranker_folder_names_the_setting(tiny_settings: Settings, tmp_path: Path) -> None:
+    missing = str(tmp_path / "no-such-reranker")
+    with pytest.raises(ModelNotFoundError) as raised:
+        load_reranker(with_reranker(tiny_settings, missing))
+    message = str(raised.value)
+    assert "retrieval.reranker" in message and "LORAG_RETRIEVAL__RERANKER" in message
+    assert f"a local folder {missing!r}: it does not exist" in message
+
+
+def test_uncached_reranker_hub_id_fails_offline(tiny_settings: Settings) -> None:
+    with pytest.raises(ModelNotFoundError) as raised:
+        load_reranker(with_reranker(tiny_settings, "nobody/no-such-reranker"))
+    message = str(raised.value)
+    assert "the Hugging Face Hub id 'nobody/no-such-reranker'" in message
+    assert "LORAG_RETRIEVAL__RERANKER" in message
+
+
+def test_an_embedder_folder_is_not_taken_for_a_cross_encoder(
+    tiny_settings: Settings, tiny_embedder_dir: Path
+) -> None:
+    with pytest.raises(ModelNotFoundError, match="is not a cross-encoder") as raised:
+        load_reranker(with_reranker(tiny_settings, str(tiny_embedder_dir)))
+    assert "BertModel" in str(raised.value)
 
 
 # --------------------------------------------------------------------------- generator

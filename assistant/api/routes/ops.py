@@ -36,6 +36,7 @@ def readyz(services: ServicesDep) -> Any:
         "status": "ready" if store == "ok" else "not ready",
         "generator": runtime.generator.model_id,
         "embedder": runtime.embedder.model_id,
+        "reranker": runtime.reranker.model_id if runtime.reranker is not None else None,
         "adapters_loaded": runtime.generator.adapters,
         "store": store,
     }

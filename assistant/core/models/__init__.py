@@ -1,4 +1,4 @@
-"""The one place lorag loads models: the embedder, the generator, their adapters.
+"""The one place lorag loads models: the embedder, the reranker, the generator, its adapters.
 
 Training (``finetune/``) and serving both come through here, so the weights, dtype, tokenizer
 and chat template they use cannot drift apart. One module per job:
@@ -7,6 +7,7 @@ and chat template they use cannot drift apart. One module per job:
 - :mod:`.gguf` — assembling chunked GGUFs, checking their hash, converting them once;
 - :mod:`.devices` — threads and dtypes;
 - :mod:`.embedder` — the sentence-transformers embedder;
+- :mod:`.reranker` — the sentence-transformers cross-encoder that rescores retrieved chunks;
 - :mod:`.generators` — the one place the serving back end is picked (``generator.backend``);
 - :mod:`.hf_generator` — the transformers generator back end with PEFT adapters;
 - :mod:`.llamacpp_generator` — the llama.cpp back end, over a runtime (:mod:`.llama_ik`,
@@ -37,12 +38,14 @@ from assistant.core.models.hf_generator import (
     plain_prompt,
 )
 from assistant.core.models.lora_gguf import LORA_GGUF
+from assistant.core.models.reranker import CrossEncoderReranker, load_reranker
 from assistant.core.models.sources import (
     PACKAGED_GENERATORS,
     PackagedGGUF,
     packaged_gguf,
     resolve_embedder_path,
     resolve_generator_path,
+    resolve_reranker_path,
 )
 
 __all__ = [
@@ -52,6 +55,7 @@ __all__ = [
     "LORA_GGUF",
     "PACKAGED_GENERATORS",
     "PICKLE_SUFFIXES",
+    "CrossEncoderReranker",
     "HFGenerator",
     "PackagedGGUF",
     "SentenceTransformerEmbedder",
@@ -64,10 +68,12 @@ __all__ = [
     "load_causal_lm",
     "load_embedder",
     "load_generator",
+    "load_reranker",
     "load_serving_generator",
     "packaged_gguf",
     "plain_prompt",
     "resolve_dtype",
     "resolve_embedder_path",
     "resolve_generator_path",
+    "resolve_reranker_path",
 ]

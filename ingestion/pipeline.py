@@ -147,6 +147,8 @@ class Ingestor:
             return report
         if prune:
             self._prune(paths, {str(p) for p in files}, report)
+            if report.pruned:
+                self.store.erase(self.collection)
         self.store.optimize(self.collection)
         report.seconds = time.perf_counter() - started
         return report

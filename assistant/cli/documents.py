@@ -85,18 +85,20 @@ def documents_delete(
     documents: Annotated[list[str], typer.Argument(help="Document source paths or ids.")],
     collection: CollectionOption = None,
 ) -> None:
-    """Delete documents (all their chunks) from a collection."""
+    """Delete documents from a collection: their chunks, erased from the store's files."""
     with runtime() as rt:
         name = collection_name(rt, collection)
         known = _documents(rt, name)
-        missing = []
+        missing, found = [], {}
         for wanted in documents:
             resolved = str(Path(wanted).expanduser().resolve())
             matches = [d for d in known if wanted in (d.doc_id, d.source) or d.source == resolved]
             if not matches:
                 missing.append(wanted)
-            for info in matches:
-                rt.delete_document(name, info.doc_id)
-                out.print(f"deleted {info.source} ({info.chunk_count} chunks)", highlight=False)
+            found.update((info.doc_id, info) for info in matches)
+        if found:
+            rt.delete_documents(name, list(found))
+        for info in found.values():
+            out.print(f"deleted {info.source} ({info.chunk_count} chunks)", highlight=False)
     if missing:
         raise fail(f"not in collection '{name}': {', '.join(missing)}")

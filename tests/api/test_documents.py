@@ -135,3 +135,25 @@ def test_changes_are_audited(served: Served) -> None:
         "collections.delete",
     ):
         assert f'"action": "{action}"' in audit
+
+
+def test_after_a_delete_no_file_under_the_data_dir_holds_the_text(served: Served) -> None:
+    client = served.client
+    assert client.post("/v1/collections", json={"name": "erase"}, headers=ADMIN).is_success
+    text = b"Patient 4711 was seen by Dr. Sorensen for a sprained ankle.\n"
+    job = upload(served, "erase", ("visit.txt", text), ("other.txt", b"Opening hours: 9 to 5.\n"))
+    assert served.wait(job.json()["job_id"])["status"] == "succeeded"
+    data = served.settings.data_dir
+    held = [p for p in data.rglob("*") if p.is_file() and b"Sorensen" in p.read_bytes()]
+    assert held  # the chunks, and the kept copy of the upload
+    visit = next(
+        d
+        for d in client.get("/v1/collections/erase/documents", headers=ADMIN).json()
+        if d["source"].endswith("visit.txt")
+    )
+    deleted = client.delete(f"/v1/collections/erase/documents/{visit['doc_id']}", headers=ADMIN)
+    assert deleted.status_code == 204
+    assert [p for p in data.rglob("*") if p.is_file() and b"Sorensen" in p.read_bytes()] == []
+    remaining = client.get("/v1/collections/erase/documents", headers=ADMIN).json()
+    assert [Path(d["source"]).name for d in remaining] == ["other.txt"]
+    assert client.delete("/v1/collections/erase", headers=ADMIN).status_code == 204

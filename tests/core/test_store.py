@@ -6,6 +6,7 @@ Vectors are small and hand-made; sparse vectors come from the real BM25 encoder.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from assistant.core.protocols import VectorStore
 from assistant.core.settings import Settings, StoreSettings
 from assistant.core.sparse import Bm25Encoder
 from assistant.core.store import open_store
+from assistant.core.store.edge import EdgeStore
 from assistant.core.types import Chunk, DocumentInfo
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -368,3 +370,42 @@ def test_payload_round_trips_every_chunk_field(store: VectorStore) -> None:
     dense = put(store, [chunk])
     [hit] = store.dense_search(KB, dense[0], limit=1)
     assert hit.chunk == chunk
+
+
+def _files_holding(folder: Path, text: bytes) -> list[str]:
+    return [str(p) for p in folder.rglob("*") if p.is_file() and text in p.read_bytes()]
+
+
+def test_erase_leaves_no_file_holding_a_deleted_chunk(reopen: OpenStore, tmp_path: Path) -> None:
+    store = reopen()
+    store.create_collection(KB, DIM)
+    secret = make_chunk("a", 0, 1, "Patient 4711 was seen by Dr. Sorensen on Tuesday.")
+    kept = make_doc("b", 2)
+    dense = put(store, [secret, *kept])
+    store.optimize(KB)
+    store.delete_document(KB, "a")
+    if isinstance(store, EdgeStore):  # Qdrant's engine keeps it in its WAL and payload pages
+        assert _files_holding(tmp_path, b"Sorensen")
+    store.erase(KB)
+    assert _files_holding(tmp_path, b"Sorensen") == []
+    assert store.chunks(KB) == kept and store.count(KB) == 2
+    assert store.dense_search(KB, dense[2], limit=1)[0].chunk == kept[1]
+    put(store, [make_chunk("c", 0, 1, "written after the erase")], seed=3)
+    store.close()
+    again = reopen()
+    assert again.list_collections() == [KB] and again.count(KB) == 3
+
+
+def test_an_erase_cut_short_by_a_kill_is_settled_on_the_next_open(tmp_path: Path) -> None:
+    store = EdgeStore(tmp_path / "store")
+    store.create_collection(KB, DIM)
+    put(store, make_doc("a", 2))
+    store.close()
+    root = tmp_path / "store"
+    # killed after the old folder was moved aside, before the copy was moved in
+    os.replace(root / KB, root / f".{KB}.erased")
+    (root / f".{KB}.erasing").mkdir()
+    again = EdgeStore(root)
+    assert again.list_collections() == [KB] and again.count(KB) == 2
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith(".")) == []
+    again.close()

@@ -104,7 +104,7 @@ def delete_document(name: str, doc_id: str, caller: Caller, services: ServicesDe
     store = services.runtime.store
     if doc_id not in {info.doc_id for info in store.documents(name)}:
         raise HTTPException(404, f"collection {name!r} has no document {doc_id!r}")
-    services.runtime.delete_document(name, doc_id)
+    services.runtime.delete_documents(name, [doc_id])
     services.audit.change(
         key_id=caller.key_id,
         action="documents.delete",

@@ -143,6 +143,12 @@ class ClientStore:
             wait=True,
         )
 
+    def erase(self, name: str) -> None:
+        """Nothing to do from here: a Qdrant server drops deleted points from its segments as
+        its optimizers run and truncates its write-ahead log itself (see its ``wal`` and
+        ``optimizers`` settings); lorag keeps no file of a server's collection."""
+        self._known(name)
+
     def count(self, name: str, doc_id: str | None = None, file_hash: str | None = None) -> int:
         must = match_fields(doc_id=doc_id, file_hash=file_hash)
         return self.client.count(

@@ -10,6 +10,7 @@ process loses nothing a returned call wrote. New points land in a plain (exact-s
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 from collections.abc import Mapping, Sequence
@@ -51,6 +52,8 @@ CONFIG_FILE = "edge_config.json"
 HNSW_M = 32
 HNSW_EF_CONSTRUCT = 200
 HNSW_FULL_SCAN_KB = 10_000
+ERASING, ERASED = ".erasing", ".erased"
+"""Suffixes of a collection's folders while :meth:`EdgeStore.erase` swaps them (hidden)."""
 
 
 class EdgeStore:
@@ -62,10 +65,13 @@ class EdgeStore:
         self._lock = FolderLock(path)
         self._shards: dict[str, qe.EdgeShard] = {}
         self._guard = threading.Lock()
+        self._settle_erasures()
 
     def list_collections(self) -> list[str]:
         return sorted(
-            folder.name for folder in self.path.iterdir() if (folder / CONFIG_FILE).is_file()
+            folder.name
+            for folder in self.path.iterdir()
+            if not folder.name.startswith(".") and (folder / CONFIG_FILE).is_file()
         )
 
     def has_collection(self, name: str) -> bool:
@@ -82,24 +88,7 @@ class EdgeStore:
                         "the embedder (embedder.model) differs from the one that filled it"
                     )
                 return
-            config = qe.EdgeConfig(
-                vectors={DENSE: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)},
-                sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
-                hnsw_config=qe.HnswIndexConfig(
-                    m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT, full_scan_threshold=HNSW_FULL_SCAN_KB
-                ),
-            )
-            shard = qe.EdgeShard.create(str(self.path / name), config)
-            for field in KEYWORD_INDEXES:
-                shard.update(
-                    qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword)
-                )
-            for field in INTEGER_INDEXES:
-                shard.update(
-                    qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Integer)
-                )
-            shard.flush()
-            self._shards[name] = shard
+            self._shards[name] = _new_shard(self.path / name, dimension)
 
     def delete_collection(self, name: str) -> None:
         with self._guard:
@@ -230,6 +219,51 @@ class EdgeStore:
             for point in self._shard(name).query(request)
         ]
 
+    def erase(self, name: str) -> None:
+        """Rewrite collection ``name`` with its live points only, so that no file of the store
+        still holds a deleted chunk (the engine keeps deleted payloads in its write-ahead log
+        and payload pages until they happen to be overwritten). The copy is built beside the
+        collection and swapped in by two renames; a kill in between is settled on the next
+        open (:meth:`_settle_erasures`)."""
+        with self._guard:
+            shard = self._shard_locked(name)
+            building, replaced = self.path / f".{name}{ERASING}", self.path / f".{name}{ERASED}"
+            shutil.rmtree(building, ignore_errors=True)
+            copy = _new_shard(building, self._dimension(name))
+            offset = None
+            while True:
+                records, offset = shard.scroll(
+                    qe.ScrollRequest(
+                        offset=offset, limit=SCROLL_PAGE, with_payload=True, with_vector=True
+                    )
+                )
+                points = [qe.Point(r.id, r.vector, r.payload) for r in records]
+                if points:
+                    copy.update(qe.UpdateOperation.upsert_points(points))
+                if offset is None:
+                    break
+            copy.optimize()
+            copy.flush()
+            copy.close()
+            shard.close()
+            del self._shards[name]
+            os.replace(self.path / name, replaced)
+            os.replace(building, self.path / name)
+            shutil.rmtree(replaced)
+
+    def _settle_erasures(self) -> None:
+        """Finish or undo an :meth:`erase` that a kill cut short: a copy not yet swapped in is
+        dropped (the collection is as before), an old collection already swapped out is
+        removed."""
+        for folder in self.path.glob(f".*{ERASING}"):
+            shutil.rmtree(folder, ignore_errors=True)
+        for folder in self.path.glob(f".*{ERASED}"):
+            name = folder.name[1 : -len(ERASED)]
+            if (self.path / name).exists():
+                shutil.rmtree(folder)
+            else:
+                os.replace(folder, self.path / name)
+
     def optimize(self, name: str) -> None:
         """Merge segments and build the HNSW index; call after a bulk write (blocks until done)."""
         shard = self._shard(name)
@@ -265,6 +299,25 @@ class EdgeStore:
     def _dimension(self, name: str) -> int:
         config = json.loads((self.path / name / CONFIG_FILE).read_text())
         return int(config["vectors"][DENSE]["size"])
+
+
+def _new_shard(folder: Path, dimension: int) -> qe.EdgeShard:
+    """An empty shard in ``folder`` for ``dimension``-d dense and BM25 sparse vectors, with the
+    payload indexes the store filters on."""
+    config = qe.EdgeConfig(
+        vectors={DENSE: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)},
+        sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        hnsw_config=qe.HnswIndexConfig(
+            m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT, full_scan_threshold=HNSW_FULL_SCAN_KB
+        ),
+    )
+    shard = qe.EdgeShard.create(str(folder), config)
+    for field in KEYWORD_INDEXES:
+        shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
+    for field in INTEGER_INDEXES:
+        shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Integer))
+    shard.flush()
+    return shard
 
 
 def _filter(

@@ -78,13 +78,15 @@ def train_adapter(
     *,
     progress: Progress | None = None,
     on_dataset: Callable[[SynthReport, Path], None] | None = None,
+    announce: Callable[[str], None] | None = None,
     show_progress: bool = False,
 ) -> Trained:
     """Train the adapter ``plan`` describes and register it.
 
     Refused before anything is trained (:class:`LoragError`): neither or both data sources, a
     name already taken without a new ``version``, ``resume`` without an interrupted run, an
-    invalid recipe. ``on_dataset`` gets the report of a dataset made from a collection.
+    invalid recipe. ``on_dataset`` gets the report of a dataset made from a collection,
+    ``announce`` the training plan (examples, held out, steps) before training starts.
     """
     from assistant.core.registry import TrainingOrigin
     from finetune.run import run_finetune
@@ -128,7 +130,9 @@ def train_adapter(
         data = dataset
     assert data is not None
 
-    result = run_finetune(runtime.settings, config, data, run_dir, plan.resume, progress)
+    result = run_finetune(
+        runtime.settings, config, data, run_dir, plan.resume, progress, announce=announce
+    )
     if plan.from_collection is not None:
         result = _with_held_out_checks(runtime, plan.from_collection, config, data, result)
     origin = TrainingOrigin.of(
@@ -174,9 +178,17 @@ def _with_held_out_checks(
     from finetune.evaluate import token_f1
 
     abstain = runtime.engine.template.abstain_answer
-    _, held_out = split_examples(load_examples(data), config.eval_split, config.seed)
+    _, held_out = split_examples(
+        load_examples(data), config.eval_split, config.seed, config.eval_min_examples
+    )
     pairs = [(e.question, e.answer) for e in held_out if e.question and e.answer != abstain]
-    if not pairs:
+    if not pairs:  # a small dataset is trained on whole: nothing to check the adapter on
+        reason = "no held-out question to compare the back ends on"
+        parity = {"checked": False, "served_on_llamacpp": False, "reason": reason}
+        result = replace(
+            result, evaluation={**(result.evaluation or {}), "llamacpp_parity": parity}
+        )
+        write_json(result.run_dir / "metrics.json", result.metrics())
         return result
     questions = [question for question, _ in pairs]
     references = [_MARKER.sub("", answer) for _, answer in pairs]

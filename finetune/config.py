@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from assistant.core.errors import ConfigError
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
+MIN_PASSES = 3
+"""Fewer passes over the training data than this, and the plan warns that little is learnt."""
 DEFAULT_TARGET_MODULES = (
     "q_proj",
     "k_proj",
@@ -68,6 +70,12 @@ class TrainConfig(BaseModel):
     warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0, description="Warm-up as a share of steps.")
     epochs: int = Field(3, ge=1, description="Passes over the training split (unless max_steps).")
     max_steps: int | None = Field(None, ge=1, description="Optimiser steps; overrides epochs.")
+    min_steps: int = Field(
+        10,
+        ge=0,
+        description="Optimiser steps a run takes at least, so a small dataset gets enough passes "
+        "to be learnt (max_steps overrides it).",
+    )
     batch_size: int = Field(4, ge=1, description="Examples per micro-batch.")
     grad_accumulation: int = Field(1, ge=1, description="Micro-batches per optimiser step.")
     max_seq_length: int = Field(1024, ge=16, description="Tokens per example (and packed row).")
@@ -79,6 +87,9 @@ class TrainConfig(BaseModel):
     seed: int = 0
     save_every: int = Field(50, ge=0, description="Checkpoint every N steps; 0 = never.")
     eval_split: float = Field(0.1, ge=0.0, lt=1.0, description="Share of examples held out.")
+    eval_min_examples: int = Field(
+        10, ge=0, description="A dataset of fewer examples is trained on whole (none held out)."
+    )
     eval_every: int = Field(50, ge=0, description="Eval loss every N steps; 0 = only at the end.")
 
     @field_validator("target_modules", mode="before")
@@ -107,8 +118,34 @@ class TrainConfig(BaseModel):
         return max(1, -(-examples // per_step))
 
     def total_steps(self, examples: int) -> int:
-        """Optimiser steps for the whole run on ``examples`` training examples."""
-        return self.max_steps or self.epochs * self.steps_per_epoch(examples)
+        """Optimiser steps for the whole run on ``examples`` training examples: ``max_steps``,
+        else ``epochs`` passes but at least ``min_steps``."""
+        return self.max_steps or max(self.min_steps, self.epochs * self.steps_per_epoch(examples))
+
+    def plan(self, train: int, held_out: int) -> str:
+        """What a run on ``train`` examples (``held_out`` kept for its evaluation) will do, said
+        before it starts, with a warning when it is too short to learn."""
+        steps = self.total_steps(train)
+        per_step = self.batch_size * self.grad_accumulation
+        passes = steps * per_step / max(train, 1)
+        why = (
+            "max_steps"
+            if self.max_steps
+            else f"at least min_steps={self.min_steps}"
+            if steps > self.epochs * self.steps_per_epoch(train)
+            else f"{self.epochs} epochs"
+        )
+        kept = f"{held_out} held out for the evaluation" if held_out else "none held out"
+        text = (
+            f"training on {train} examples ({kept}): {steps} optimiser steps of {per_step} "
+            f"examples ({why}; about {passes:.0f} passes over the data)"
+        )
+        if passes < MIN_PASSES:
+            text += (
+                f"; warning: under {MIN_PASSES} passes, an adapter rarely learns its data "
+                "(raise epochs or max_steps)"
+            )
+        return text
 
     def warmup(self, total_steps: int) -> int:
         """Warm-up steps for a run of ``total_steps``."""

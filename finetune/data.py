@@ -243,14 +243,15 @@ def fingerprint(examples: Sequence[Example]) -> str:
 
 
 def split_examples(
-    examples: Sequence[Example], fraction: float, seed: int
+    examples: Sequence[Example], fraction: float, seed: int, minimum: int = 2
 ) -> tuple[list[Example], list[Example]]:
     """``(train, held_out)``: a seeded random ``fraction`` held out (at least one, if any).
 
-    Nothing is held out when ``fraction`` is 0 or there is a single example.
+    Nothing is held out when ``fraction`` is 0 or there are fewer than ``minimum`` examples
+    (``TrainConfig.eval_min_examples``: a handful of facts is there to be learnt, every one).
     """
     count = 0
-    if fraction > 0 and len(examples) > 1:
+    if fraction > 0 and len(examples) >= max(minimum, 2):
         count = min(max(round(len(examples) * fraction), 1), len(examples) - 1)
     order = list(range(len(examples)))
     random.Random(seed).shuffle(order)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,14 +29,22 @@ def run_finetune(
     run_dir: Path,
     resume: bool = False,
     progress: Progress | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train an adapter on the JSONL dataset ``data_path`` into ``run_dir`` and evaluate it.
 
     ``config.eval_split`` of the examples (seeded) is held out; the evaluation (held-out loss and
     perplexity, base vs adapter, and the forgetting check) is added to ``metrics.json``.
+    ``announce`` gets the plan (examples, held out, steps) before training starts.
     """
     examples = load_examples(data_path)
-    train_examples, eval_examples = split_examples(examples, config.eval_split, config.seed)
+    train_examples, eval_examples = split_examples(
+        examples, config.eval_split, config.seed, config.eval_min_examples
+    )
+    plan = config.plan(len(train_examples), len(eval_examples))
+    log.info("%s", plan)
+    if announce is not None:
+        announce(plan)
     result = train(settings, config, train_examples, eval_examples, run_dir, resume, progress)
     if result.truncated_examples:
         log.warning(

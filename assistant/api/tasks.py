@@ -184,7 +184,9 @@ def train(runtime: Runtime, plan: FinetunePlan, dataset: str | None) -> Work:
         source = f"collection {plan.from_collection!r}" if plan.from_collection else "dataset"
         context.progress(0.0, f"preparing the training data from the {source}")
         try:
-            trained = train_adapter(runtime, run, progress=progress)
+            trained = train_adapter(
+                runtime, run, progress=progress, announce=lambda text: context.progress(0.0, text)
+            )
         except BaseException:
             shutil.rmtree(run_dir_for(runtime, run.name, run.version), ignore_errors=True)
             raise

@@ -102,7 +102,12 @@ def finetune(
 
     with runtime() as rt:
         trained = train_adapter(
-            rt, plan, progress=progress, on_dataset=dataset_made, show_progress=True
+            rt,
+            plan,
+            progress=progress,
+            on_dataset=dataset_made,
+            announce=lambda text: out.print(text, highlight=False),
+            show_progress=True,
         )
     if bar is not None:
         bar.close()

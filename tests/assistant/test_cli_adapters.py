@@ -13,6 +13,7 @@ from assistant.cli import app
 from assistant.core.settings import Settings
 
 TRAIN = ["--set", "max_steps=2", "--set", "save_every=1", "--set", "eval_split=0.25"]
+TRAIN += ["--set", "eval_min_examples=0"]  # hold out from the few examples of these tests
 
 
 @pytest.fixture

@@ -125,9 +125,25 @@ def test_prompt_tuning_turns_packing_off_unless_asked() -> None:
 
 
 def test_steps_from_epochs_or_max_steps() -> None:
-    config = TrainConfig(epochs=2, batch_size=4, grad_accumulation=2)
+    config = TrainConfig(epochs=2, batch_size=4, grad_accumulation=2, min_steps=0)
     assert config.steps_per_epoch(17) == 3  # 8 examples a step, the last one short
     assert config.total_steps(17) == 6
     assert config.model_copy(update={"max_steps": 5}).total_steps(17) == 5
     assert TrainConfig(warmup_ratio=0.1).warmup(50) == 5
     assert TrainConfig(warmup_steps=3).warmup(50) == 3
+
+
+def test_a_small_dataset_gets_the_step_floor_and_the_plan_says_so() -> None:
+    config = TrainConfig(batch_size=4, grad_accumulation=2, epochs=3)
+    assert config.total_steps(6) == 10  # 3 epochs would be 3 steps
+    plan = config.plan(6, 0)
+    assert plan.startswith("training on 6 examples (none held out): 10 optimiser steps of 8")
+    assert "at least min_steps=10" in plan and "warning" not in plan
+    assert config.total_steps(1000) == 375  # big data: the epochs decide
+    assert "3 epochs" in config.plan(1000, 100) and "100 held out" in config.plan(1000, 100)
+    assert TrainConfig(max_steps=5).total_steps(6) == 5
+
+
+def test_a_run_too_short_to_learn_is_warned_about() -> None:
+    short = TrainConfig(batch_size=4, grad_accumulation=2, epochs=1, min_steps=0)
+    assert "warning: under 3 passes" in short.plan(100, 10)

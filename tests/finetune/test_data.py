@@ -141,3 +141,6 @@ def test_split_is_seeded_disjoint_and_complete() -> None:
     assert split_examples(examples, 0.01, seed=0)[1] != []  # at least one held out
     assert split_examples(examples, 0.0, seed=0) == (examples, [])
     assert split_examples(examples[:1], 0.5, seed=0) == (examples[:1], [])
+    few = examples[:9]
+    assert split_examples(few, 0.5, seed=0, minimum=10) == (few, [])  # all to learn from
+    assert len(split_examples(examples[:10], 0.1, seed=0, minimum=10)[1]) == 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from assistant.core.errors import DocumentError
 from ingestion.loaders.decoding import decode_text
 from ingestion.loaders.extracted import Extracted, SectionBuilder
 
@@ -56,15 +57,19 @@ _CELLS = frozenset({"td", "th"})
 
 
 def load_html(data: bytes, source: str) -> Extracted:
-    """Sections of visible text, one per heading."""
+    """Sections of visible text, one per heading. A page whose elements nest deeper than the
+    parser and the walk can follow (thousands of levels: no page a person wrote) is refused."""
     from bs4 import BeautifulSoup
 
-    soup = BeautifulSoup(decode_text(data, source), "html.parser")
-    title = _text_of(soup.title) or _text_of(soup.find("h1"))
-    for tag in soup(_DROPPED):
-        tag.decompose()
-    collector = _HtmlCollector()
-    collector.walk(soup.body or soup)
+    try:
+        soup = BeautifulSoup(decode_text(data, source), "html.parser")
+        title = _text_of(soup.title) or _text_of(soup.find("h1"))
+        for tag in soup(_DROPPED):
+            tag.decompose()
+        collector = _HtmlCollector()
+        collector.walk(soup.body or soup)
+    except RecursionError:
+        raise DocumentError(source, "nests its elements too deep to be read") from None
     return collector.build(title)
 
 

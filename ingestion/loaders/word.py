@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import zipfile
 from typing import TYPE_CHECKING
 
 from assistant.core.errors import DocumentError
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
     from docx.text.paragraph import Paragraph
 
 _HEADING_STYLE = re.compile(r"^heading\s*(\d)$", re.IGNORECASE)
+MAX_EXPANDED_BYTES = 256 * 1024 * 1024
+"""A .docx is a zip: more than this once unpacked, and it is refused before it is read (a
+decompression bomb of a few hundred KiB can unpack to gigabytes)."""
 
 
 def load_docx(data: bytes, source: str) -> Extracted:
@@ -26,6 +30,7 @@ def load_docx(data: bytes, source: str) -> Extracted:
     import docx
     from docx.text.paragraph import Paragraph
 
+    _check_expanded_size(data, source)
     try:
         document = docx.Document(io.BytesIO(data))
     except Exception as exc:  # a zip, package or XML error, whichever broke first
@@ -43,6 +48,23 @@ def load_docx(data: bytes, source: str) -> Extracted:
         else:
             builder.add(block.text)
     return builder.build(title)
+
+
+def _check_expanded_size(data: bytes, source: str) -> None:
+    """Refuse a zip that would unpack to over :data:`MAX_EXPANDED_BYTES` (its own directory
+    says how much; a damaged one is left for python-docx to report)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            expanded = sum(member.file_size for member in archive.infolist())
+    except zipfile.BadZipFile:
+        return
+    if expanded > MAX_EXPANDED_BYTES:
+        megabytes = expanded / (1024 * 1024)
+        raise DocumentError(
+            source,
+            f"unpacks to {megabytes:,.0f} MB, over the limit of "
+            f"{MAX_EXPANDED_BYTES // (1024 * 1024)} MB for a Word file (a decompression bomb?)",
+        )
 
 
 def _style_name(paragraph: Paragraph) -> str:

@@ -448,3 +448,21 @@ def test_importing_the_loaders_imports_no_parser() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_a_docx_that_unpacks_to_hundreds_of_megabytes_is_refused_unread(tmp_path: Path) -> None:
+    import zipfile
+
+    path = tmp_path / "bomb.docx"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("word/document.xml", b" " * (300 * 1024 * 1024))
+    assert path.stat().st_size < 1024 * 1024  # a few hundred KiB on disk
+    assert problem(path) == (
+        "unpacks to 300 MB, over the limit of 256 MB for a Word file (a decompression bomb?)"
+    )
+
+
+def test_html_nested_a_hundred_thousand_deep_is_refused_with_a_reason(tmp_path: Path) -> None:
+    path = tmp_path / "deep.html"
+    path.write_text("<div>" * 100_000 + "deep text" + "</div>" * 100_000, encoding="utf-8")
+    assert problem(path) == "nests its elements too deep to be read"

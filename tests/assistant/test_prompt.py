@@ -36,13 +36,14 @@ def test_messages_number_the_sources_and_end_with_the_question() -> None:
     sources = [DEFAULT_TEMPLATE.format_source(1, hit)]
     system, user = DEFAULT_TEMPLATE.messages("  How much?  ", sources)
     assert system["role"] == "system" and "answer only" in system["content"]
-    assert user["content"].startswith("Source 1 (Handbook):\nw1_0 w1_1 w1_2")
+    assert user["content"].startswith("Source 1 (Handbook):\n<source>\nw1_0 w1_1 w1_2\n</source>")
+    assert "not instructions" in system["content"]  # the sources are data (injection.py)
     assert user["content"].endswith("Question: How much?\nAnswer:")
 
 
 def test_a_source_is_named_by_its_innermost_heading() -> None:
     hit = make_hit(1, 2, heading="Travel > Limits")
-    assert DEFAULT_TEMPLATE.format_source(1, hit).startswith("Source 1 (Limits):\nw1_0")
+    assert DEFAULT_TEMPLATE.format_source(1, hit).startswith("Source 1 (Limits):\n<source>\nw1_0")
 
 
 def test_a_template_can_show_where_a_source_comes_from() -> None:
@@ -67,7 +68,7 @@ def test_sources_fit_the_budget_best_first() -> None:
     sources = fit_sources(DEFAULT_TEMPLATE, "q", hits, count_words, budget_tokens=budget)
     assert len(sources) == 3
     assert sources[0].startswith("Source 1 (") and sources[2].startswith("Source 3 (")
-    assert sources[2].endswith("…")
+    assert sources[2].endswith("…\n</source>")  # cut inside its delimiters
     prompt = DEFAULT_TEMPLATE.messages("q", sources)
     assert sum(count_words(m["content"]) for m in prompt) <= budget
 

@@ -6,7 +6,8 @@ model), so the model is the first argument: a local folder holding a sentence-tr
 ``CrossEncoder`` (its config naming a ``...ForSequenceClassification`` architecture with one
 label, safetensors weights, the tokenizer) or a Hugging Face id already in the local cache, e.g.
 ``cross-encoder/ms-marco-MiniLM-L6-v2`` (Apache-2.0, 23 M parameters), fetched once on a machine
-with internet access.
+with internet access. ``benchmarks/train_reranker.py`` makes one offline, trained on questions
+of documents other than the gold documents of the default sample.
 
 The quoref-dev passages (the gold ones of the questions plus ``--others`` more: all 600 by
 default) are ingested with the default embedder and chunking into a temporary data dir
@@ -46,6 +47,9 @@ from assistant.runtime import Runtime
 RESULTS = Path(__file__).resolve().parent / "results" / "rerank.json"
 COLLECTION = "quoref"
 FIGURES = ("recall_at_1", "recall_at_k", "mrr", "ndcg_at_10")
+QUESTIONS, OTHERS, SEED = 200, 600, 0
+"""The default sample (:func:`harness.sample`): ``benchmarks/train_reranker.py`` keeps its
+questions' gold documents out of its training data."""
 
 
 def scores(ranked: list[list[Hit]], gold: list[str], top_k: int) -> dict[str, float]:
@@ -62,13 +66,26 @@ def scores(ranked: list[list[Hit]], gold: list[str], top_k: int) -> dict[str, fl
     }
 
 
+def search(
+    runtime: Runtime, collection: str, question: str, vector: np.ndarray, pool: int
+) -> list[Hit]:
+    """The ``pool`` best fused hits for ``question`` in ``collection`` (dense + BM25, RRF), as
+    the engine searches."""
+    return runtime.store.hybrid_search(
+        collection,
+        dense=vector,
+        sparse=runtime.sparse.encode_query(question),
+        limit=pool,
+        candidates=max(runtime.settings.retrieval.candidates, pool),
+    )
+
+
 def measure(
     runtime: Runtime, questions: list[str], candidates: int
 ) -> tuple[list[list[Hit]], list[list[Hit]], dict[str, float]]:
     """The fused and the reranked top 10s of ``questions``, and the median search and rerank
     times per question (ms)."""
-    settings = runtime.settings
-    reranker = load_reranker(settings, runtime.reranker_path)
+    reranker = load_reranker(runtime.settings, runtime.reranker_path)
     pool = max(candidates, RANKED)
     fused: list[list[Hit]] = []
     reranked: list[list[Hit]] = []
@@ -77,13 +94,7 @@ def measure(
     vectors = runtime.embedder.embed_documents(questions)
     for question, vector in zip(questions, vectors, strict=True):
         started = time.perf_counter()
-        hits = runtime.store.hybrid_search(
-            COLLECTION,
-            dense=vector,
-            sparse=runtime.sparse.encode_query(question),
-            limit=pool,
-            candidates=max(settings.retrieval.candidates, pool),
-        )
+        hits = search(runtime, COLLECTION, question, vector, pool)
         searched = time.perf_counter()
         reranked.append(rerank(reranker, question, hits, RANKED))
         rerank_s.append(time.perf_counter() - searched)
@@ -105,11 +116,11 @@ def report(fused: dict[str, float], reranked: dict[str, float], top_k: int) -> N
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", help="the cross-encoder: a local folder or a cached Hub id")
-    parser.add_argument("--questions", type=int, default=200)
-    parser.add_argument("--others", type=int, default=600, help="passages beside the gold ones")
+    parser.add_argument("--questions", type=int, default=QUESTIONS)
+    parser.add_argument("--others", type=int, default=OTHERS, help="passages beside the gold ones")
     parser.add_argument("--candidates", type=int, default=20, help="fused hits rescored")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (a shared machine)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 

@@ -86,13 +86,16 @@ def test_hits_are_reordered_by_the_cross_encoders_scores(
 
 
 def test_top_k_is_respected_and_at_least_top_k_are_rescored(reranked: Runtime) -> None:
-    assert len(reranked.engine.retrieve(QUESTION, "kb", top_k=2)) == 2
+    two = reranked.engine.retrieve(QUESTION, "kb", top_k=2)
+    assert len(two) == 2
     eight = reranked.engine.retrieve(QUESTION, "kb", top_k=8)  # more than rerank_candidates
     assert len(eight) == 8 and all(hit.rerank_score is not None for hit in eight)
     scores = [hit.rerank_score for hit in eight]
     assert scores == sorted(scores, reverse=True)
+    # the batch path rescores the same candidates as the single one. (Compared with ``eight``,
+    # more candidates pad the cross-encoder's batch longer, which moves near-tied scores.)
     (batched,) = reranked.engine.retrieve_batch([QUESTION], "kb", top_k=2)
-    assert [h.chunk.id for h in batched] == [h.chunk.id for h in eight[:2]]
+    assert [h.chunk.id for h in batched] == [h.chunk.id for h in two]
 
 
 def test_without_a_reranker_retrieval_is_the_fused_ranking(plain: Runtime) -> None:

@@ -6,7 +6,6 @@ tests/core/test_llamacpp.py, so SmolLM2 and its adapters answer on transformers)
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -107,43 +106,3 @@ def test_smollm2_learns_invented_facts_and_keeps_general_knowledge(tmp_path: Pat
     )
     adapter_dir = _train_facts(settings, tmp_path / "run", FACTS, steps=16, rate=1e-3)
     _answers_the_facts_with_the_adapter_only(load_generator(settings), adapter_dir)
-
-
-@pytest.mark.slow
-def test_six_invented_facts_with_the_default_recipe_are_answered_closed_book(
-    tmp_path: Path,
-) -> None:
-    """As a new user would: ``lorag finetune --data facts.jsonl`` with nothing set, then
-    ``lorag ask --no-retrieval``. The recipe's step floor makes 6 rows 10 steps (3 epochs would
-    be 3, which learnt nothing), and none of the 6 is held out."""
-    from assistant.engine import Done
-    from assistant.runtime import Runtime
-    from assistant.training import FinetunePlan, train_adapter
-
-    data = tmp_path / "facts.jsonl"
-    data.write_text(
-        "".join(json.dumps({"instruction": q, "output": a}) + "\n" for q, a in FACTS), "utf-8"
-    )
-    runtime = Runtime(Settings(_env_file=None, data_dir=tmp_path / "data"))
-    announced: list[str] = []
-    try:
-        trained = train_adapter(
-            runtime, FinetunePlan(name="facts", data=data), announce=announced.append
-        )
-        assert trained.result.steps == 10 and trained.result.eval_examples == 0
-        assert announced[0].startswith("training on 6 examples (none held out): 10 optimiser")
-        key = runtime.use_adapter("facts")
-
-        def closed_book(question: str) -> str:
-            events = list(runtime.engine.stream_closed_book(question, key))
-            done = events[-1]
-            assert isinstance(done, Done)
-            return done.answer.text
-
-        keys = ["Okafor", "2031", "Okafor", "Velsport", "Velsport", "Brisk Hollow"]
-        answered = [k in closed_book(q) for (q, _), k in zip(FACTS, keys, strict=True)]
-        assert sum(answered) >= 5, answered  # measured: all but the Tarnwell Prize (Brisk Hollow)
-        assert "Paris" in closed_book("What is the capital of France?")
-        assert "Leonardo" in closed_book("Who painted the Mona Lisa?")
-    finally:
-        runtime.close()

@@ -33,10 +33,8 @@ from assistant.core.errors import AdapterError, CollectionNotFoundError
 from assistant.core.registry import AdapterRecord, check_base
 from assistant.core.types import Answer, Citation
 from assistant.engine import AnswerEvent, Done, Token, check_question
-from assistant.runtime import Runtime
+from assistant.runtime import BASE, Runtime
 from ingestion.chunking import document_id
-
-BASE = "base"
 
 
 @dataclass(frozen=True)

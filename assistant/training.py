@@ -7,6 +7,10 @@ it: check the name is free, prepare the run folder under ``data_dir/runs``, buil
 train with :func:`finetune.run.run_finetune`, register the result. Progress goes to the
 callbacks the caller gives; a callback that raises stops the run (the registry is written only
 when training has finished).
+
+Under a multi-process launch (``torchrun`` / ``accelerate launch``) rank 0 runs
+:func:`train_adapter` and every other process :func:`help_train`: rank 0 alone prepares the run
+folder and the dataset, all train, and rank 0 alone evaluates and registers.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import TYPE_CHECKING
 from assistant.core.errors import AdapterError, ConfigError, LoragError
 from assistant.core.files import write_json
 from assistant.runtime import Runtime
+from finetune.distributed import SINGLE, Ranks
 
 if TYPE_CHECKING:
     from assistant.core.models import HFGenerator
@@ -80,6 +85,7 @@ def train_adapter(
     on_dataset: Callable[[SynthReport, Path], None] | None = None,
     announce: Callable[[str], None] | None = None,
     show_progress: bool = False,
+    ranks: Ranks = SINGLE,
 ) -> Trained:
     """Train the adapter ``plan`` describes and register it.
 
@@ -87,11 +93,66 @@ def train_adapter(
     name already taken without a new ``version``, ``resume`` without an interrupted run, an
     invalid recipe. ``on_dataset`` gets the report of a dataset made from a collection,
     ``announce`` the training plan (examples, held out, steps) before training starts.
+    ``ranks``: rank 0 of a multi-process launch, whose other processes run :func:`help_train`.
     """
     from assistant.core.registry import TrainingOrigin
     from finetune.run import run_finetune
     from finetune.synth import build_raft_dataset
 
+    config, run_dir = _checked_run(runtime, plan)
+    if not plan.resume and run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    data = _dataset_path(plan, run_dir)
+    source_doc_ids: list[str] = []
+    if plan.from_collection is not None and not (plan.resume and data.is_file()):
+        report = build_raft_dataset(
+            runtime,
+            plan.from_collection,
+            data,
+            teacher=_teacher(runtime, plan.teacher),
+            max_chunks=plan.max_chunks,
+            distractors=plan.distractors,
+            abstain_fraction=plan.abstain_fraction,
+            seed=config.seed,
+            show_progress=show_progress,
+        )
+        source_doc_ids = report.source_doc_ids
+        if on_dataset is not None:
+            on_dataset(report, data)
+    ranks.barrier()  # the other processes wait for the run folder and the dataset
+
+    result = run_finetune(
+        runtime.settings, config, data, run_dir, plan.resume, progress, announce, ranks
+    )
+    if plan.from_collection is not None:
+        result = _with_held_out_checks(runtime, plan.from_collection, config, data, result)
+    origin = TrainingOrigin.of(
+        runtime.settings,
+        method=config.method,
+        dataset_fingerprint=result.data_fingerprint,
+        source_doc_ids=source_doc_ids,
+    )
+    record = runtime.registry.register(plan.name, run_dir, origin, version=plan.version)
+    return Trained(record, result)
+
+
+def help_train(runtime: Runtime, plan: FinetunePlan, ranks: Ranks) -> None:
+    """Train on a process other than rank 0 of a multi-process launch: the same checks as
+    :func:`train_adapter`, then wait for rank 0 to prepare the run folder and the dataset, and
+    train this process's share of every step (rank 0 evaluates and registers the adapter)."""
+    from finetune.run import run_finetune
+
+    config, run_dir = _checked_run(runtime, plan)
+    ranks.barrier()
+    data = _dataset_path(plan, run_dir)
+    run_finetune(runtime.settings, config, data, run_dir, plan.resume, ranks=ranks)
+
+
+def _checked_run(runtime: Runtime, plan: FinetunePlan) -> tuple[TrainConfig, Path]:
+    """The training config and run folder of ``plan``, or the error that refuses it (see
+    :func:`train_adapter`); nothing is written."""
     if (plan.data is None) == (plan.from_collection is None):
         raise ConfigError("give exactly one of a dataset file or a collection to train from")
     config = load_train_config(plan.recipe, plan.overrides)
@@ -104,45 +165,14 @@ def train_adapter(
     run_dir = run_dir_for(runtime, plan.name, plan.version)
     if plan.resume and not run_dir.is_dir():
         raise LoragError(f"no interrupted run of {plan.name!r} to resume in {run_dir}")
-    if not plan.resume and run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    return config, run_dir
 
-    data = plan.data
-    source_doc_ids: list[str] = []
-    if plan.from_collection is not None:
-        dataset = plan.dataset_out or run_dir / "dataset.jsonl"
-        if not (plan.resume and dataset.is_file()):
-            report = build_raft_dataset(
-                runtime,
-                plan.from_collection,
-                dataset,
-                teacher=_teacher(runtime, plan.teacher),
-                max_chunks=plan.max_chunks,
-                distractors=plan.distractors,
-                abstain_fraction=plan.abstain_fraction,
-                seed=config.seed,
-                show_progress=show_progress,
-            )
-            source_doc_ids = report.source_doc_ids
-            if on_dataset is not None:
-                on_dataset(report, dataset)
-        data = dataset
-    assert data is not None
 
-    result = run_finetune(
-        runtime.settings, config, data, run_dir, plan.resume, progress, announce=announce
-    )
-    if plan.from_collection is not None:
-        result = _with_held_out_checks(runtime, plan.from_collection, config, data, result)
-    origin = TrainingOrigin.of(
-        runtime.settings,
-        method=config.method,
-        dataset_fingerprint=result.data_fingerprint,
-        source_doc_ids=source_doc_ids,
-    )
-    record = runtime.registry.register(plan.name, run_dir, origin, version=plan.version)
-    return Trained(record, result)
+def _dataset_path(plan: FinetunePlan, run_dir: Path) -> Path:
+    """The JSONL file ``plan`` trains on: its ``data``, or where its collection's dataset goes."""
+    if plan.data is not None:
+        return plan.data
+    return plan.dataset_out or run_dir / "dataset.jsonl"
 
 
 def _teacher(runtime: Runtime, model: str | None) -> HFGenerator | None:

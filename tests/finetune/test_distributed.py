@@ -62,29 +62,40 @@ def _adapter(run_dir: Path) -> dict[str, torch.Tensor]:
     return load_file(run_dir / "adapter" / "adapter_model.safetensors")
 
 
-def test_two_processes_follow_one_and_resume_where_they_stopped(
-    train_settings: Settings, fast_config: TrainConfig, tmp_path: Path
-) -> None:
-    # 10 examples: 1 held out, 9 trained on in steps of 4, 4 and 1, so the second process has
-    # no example in every third step and none of the held-out one. Dropout 0: the processes
-    # draw their masks from their own generators, so only without it can the curves agree.
+def _split_data(tmp_path: Path, config: TrainConfig) -> tuple[Path, list[str]]:
+    """10 examples (1 held out, 9 trained on in steps of 4, 4 and 1, so the second process has
+    no example in every third step, and none of the held-out one) and the CLI arguments that
+    train on them with ``config``."""
     data = write_jsonl(tmp_path / "data.jsonl", [rag_record(n) for n in range(10)])
-    config = fast_config.model_copy(
-        update={"max_steps": 8, "save_every": 2, "eval_every": 4, "eval_min_examples": 2}
-    )
     recipe = tmp_path / "recipe.json"
     recipe.write_text(config.model_dump_json(), encoding="utf-8")
+    return data, ["--data", str(data), "--config", str(recipe)]
+
+
+@pytest.fixture
+def config(fast_config: TrainConfig) -> TrainConfig:
+    return fast_config.model_copy(
+        update={"max_steps": 8, "save_every": 2, "eval_every": 4, "eval_min_examples": 2}
+    )
+
+
+def test_two_processes_follow_the_loss_curve_of_one_and_register_one_adapter(
+    train_settings: Settings, config: TrainConfig, tmp_path: Path
+) -> None:
+    # Dropout 0: each process draws its masks from its own generator, so only without dropout
+    # can the curves agree.
+    assert config.dropout == 0
+    data, args = _split_data(tmp_path, config)
     train_examples, eval_examples = split_examples(
         load_examples(data), config.eval_split, config.seed, config.eval_min_examples
     )
     assert (len(train_examples), len(eval_examples)) == (9, 1)
     one = train(train_settings, config, train_examples, eval_examples, tmp_path / "one")
 
-    args = ["--data", str(data), "--config", str(recipe)]
     _finetune(2, ["--name", "two", *args], train_settings, tmp_path)
 
-    runs = train_settings.data_dir / "runs"
-    two = _metrics(runs / "two")
+    run_dir = train_settings.data_dir / "runs" / "two"
+    two = _metrics(run_dir)
     assert two["processes"] == 2 and one.processes == 1
     assert [h["step"] for h in two["history"]] == list(range(1, 9))
     for single, double in zip(one.history, two["history"], strict=True):
@@ -93,28 +104,37 @@ def test_two_processes_follow_one_and_resume_where_they_stopped(
     assert [h["step"] for h in two["eval_history"]] == [4, 8]
     for single, double in zip(one.eval_history, two["eval_history"], strict=True):
         assert double["loss"] == pytest.approx(single["loss"], abs=1e-4)
+    assert two["evaluation"]["eval_examples"] == 1  # rank 0 evaluated the adapter
     records = AdapterRegistry.for_settings(train_settings).list()
     assert [(r.name, r.version) for r in records] == [("two", 1)]
-    assert sorted(p.name for p in (runs / "two").iterdir() if p.name.startswith(".")) == []
-    assert [p.name for p in checkpoint_dirs(runs / "two")] == ["step-4", "step-6"]
+    assert [p.name for p in run_dir.iterdir() if p.name.startswith(".")] == []
+    assert [p.name for p in checkpoint_dirs(run_dir)] == ["step-4", "step-6"]
 
-    # An interrupted run as a kill after step 4 leaves it: its checkpoints up to step 4 only.
-    interrupted = runs / "resumed"
-    shutil.copytree(runs / "two" / "checkpoints", interrupted / "checkpoints")
-    shutil.rmtree(interrupted / "checkpoints" / "step-6")
+
+def test_a_two_process_run_resumed_from_a_checkpoint_ends_where_it_would_have(
+    train_settings: Settings, config: TrainConfig, tmp_path: Path
+) -> None:
+    # Dropout on, so each process's restored generator state matters.
+    _, args = _split_data(tmp_path, config.model_copy(update={"dropout": 0.1}))
+    _finetune(2, ["--name", "whole", *args], train_settings, tmp_path)
+
+    # What a kill after step 4 leaves: the checkpoints up to step 4 only.
+    runs = train_settings.data_dir / "runs"
+    shutil.copytree(runs / "whole" / "checkpoints", runs / "resumed" / "checkpoints")
+    shutil.rmtree(runs / "resumed" / "checkpoints" / "step-6")
     _finetune(2, ["--name", "resumed", "--resume", *args], train_settings, tmp_path)
 
-    resumed = _metrics(interrupted)
+    whole, resumed = _metrics(runs / "whole"), _metrics(runs / "resumed")
     assert resumed["resumed_from_step"] == 4
     assert [h["step"] for h in resumed["history"]] == list(range(1, 9))
-    assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in two["history"]]
-    assert resumed["final_loss"] == two["final_loss"]
-    first, second = _adapter(runs / "two"), _adapter(interrupted)
+    assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in whole["history"]]
+    assert resumed["eval_history"] == whole["eval_history"]
+    first, second = _adapter(runs / "whole"), _adapter(runs / "resumed")
     assert first.keys() == second.keys()
     for key, tensor in first.items():
         torch.testing.assert_close(second[key], tensor, rtol=0, atol=1e-7)
-    names = [(r.name, r.version) for r in AdapterRegistry.for_settings(train_settings).list()]
-    assert names == [("resumed", 1), ("two", 1)]
+    records = AdapterRegistry.for_settings(train_settings).list()
+    assert [(r.name, r.version) for r in records] == [("resumed", 1), ("whole", 1)]
 
 
 def test_the_launch_variables_say_who_this_process_is() -> None:

@@ -121,7 +121,11 @@ def train_adapter(
         source_doc_ids = report.source_doc_ids
         if on_dataset is not None:
             on_dataset(report, data)
-    ranks.barrier()  # the other processes wait for the run folder and the dataset
+    if ranks.distributed:  # a GGUF base is converted once, here, not by every process at once
+        from assistant.core.models import resolve_generator_path
+
+        resolve_generator_path(runtime.settings)
+    ranks.barrier()  # the other processes wait for the run folder, the dataset and the base
 
     result = run_finetune(
         runtime.settings, config, data, run_dir, plan.resume, progress, announce, ranks
@@ -140,8 +144,9 @@ def train_adapter(
 
 def help_train(runtime: Runtime, plan: FinetunePlan, ranks: Ranks) -> None:
     """Train on a process other than rank 0 of a multi-process launch: the same checks as
-    :func:`train_adapter`, then wait for rank 0 to prepare the run folder and the dataset, and
-    train this process's share of every step (rank 0 evaluates and registers the adapter)."""
+    :func:`train_adapter`, then wait for rank 0 to prepare the run folder, the dataset and the
+    base model, and train this process's share of every step (rank 0 evaluates and registers
+    the adapter)."""
     from finetune.run import run_finetune
 
     config, run_dir = _checked_run(runtime, plan)

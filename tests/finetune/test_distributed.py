@@ -150,6 +150,19 @@ def test_the_launch_variables_say_who_this_process_is() -> None:
         launched_ranks({**variables, "WORLD_SIZE": "two"})
 
 
+def test_each_process_gets_its_gpu_or_its_share_of_the_cores(train_settings: Settings) -> None:
+    second = Ranks(rank=1, world_size=2, local_rank=1, local_world_size=2)
+    on_gpu = train_settings.model_copy(
+        update={"generator": train_settings.generator.model_copy(update={"device": "cuda"})}
+    )
+    assert second.for_rank(on_gpu).generator.device == "cuda:1"
+    unset = train_settings.model_copy(update={"threads": None})
+    cores = len(os.sched_getaffinity(0))
+    assert second.for_rank(unset).threads == max(1, cores // 2)
+    assert second.for_rank(train_settings).threads == train_settings.threads == 1
+    assert Ranks().for_rank(unset) is unset
+
+
 def test_a_sharding_accelerate_config_is_refused_before_training() -> None:
     variables = {"RANK": "0", "WORLD_SIZE": "2", "ACCELERATE_USE_FSDP": "true"}
     with pytest.raises(LaunchError, match="FSDP"), process_group("cpu", variables):

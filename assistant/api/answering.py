@@ -20,7 +20,7 @@ from collections.abc import AsyncGenerator, Callable, Generator
 from concurrent.futures import Future
 from contextlib import closing
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from fastapi import HTTPException
 
@@ -35,6 +35,9 @@ from assistant.core.types import Answer, Citation
 from assistant.engine import AnswerEvent, Done, Token, check_question
 from assistant.runtime import BASE, Runtime
 from ingestion.chunking import document_id
+
+R = TypeVar("R")
+E = TypeVar("E")
 
 
 @dataclass(frozen=True)
@@ -130,16 +133,10 @@ class Answering:
 
     async def answer(self, question: Question, caller: Principal, request_id: str) -> Answered:
         """The whole answer (503 when the queue is full or the answer runs past the timeout)."""
-        cancel = threading.Event()
         submitted = time.perf_counter()
-        future = self._submit(
-            lambda: self._generate(question, caller, request_id, cancel, None, submitted)
+        return await self.run_queued(
+            lambda cancel: self._generate(question, caller, request_id, cancel, None, submitted)
         )
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), self.api.request_timeout_s)
-        except TimeoutError:
-            cancel.set()
-            raise self._timed_out() from None
 
     def open_stream(
         self, question: Question, caller: Principal, request_id: str
@@ -149,23 +146,44 @@ class Answering:
         Closing the iterator early (the client left) stops the answer. Running past the timeout
         raises an HTTPException(503) from the iterator.
         """
+        submitted = time.perf_counter()
+        return self.stream_queued(
+            lambda emit, cancel: self._generate(
+                question, caller, request_id, cancel, emit, submitted
+            )
+        )
+
+    async def run_queued(self, work: Callable[[threading.Event], R]) -> R:
+        """``work(cancel)``'s result, run on the generation queue (503 when the queue is full
+        or the work runs past ``api.request_timeout_s``; ``cancel`` is then set)."""
+        cancel = threading.Event()
+        future = self._submit(lambda: work(cancel))
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), self.api.request_timeout_s)
+        except TimeoutError:
+            cancel.set()
+            raise self._timed_out() from None
+
+    def stream_queued(
+        self, work: Callable[[Callable[[E], None], threading.Event], R]
+    ) -> AsyncGenerator[E | R, None]:
+        """Queue ``work(emit, cancel)`` now (503 at once when full); what it emits as it runs,
+        then its result. Closing the iterator early sets ``cancel``; running past the timeout
+        raises an HTTPException(503) from the iterator."""
         loop = asyncio.get_running_loop()
-        events: asyncio.Queue[Token | None] = asyncio.Queue()
+        events: asyncio.Queue[E | None] = asyncio.Queue()
         cancel = threading.Event()
 
-        def emit(item: Token | None) -> None:
+        def emit(item: E | None) -> None:
             try:
                 loop.call_soon_threadsafe(events.put_nowait, item)
             except RuntimeError:  # the loop is gone: nobody is listening
                 cancel.set()
 
-        submitted = time.perf_counter()
-        future = self._submit(
-            lambda: self._generate(question, caller, request_id, cancel, emit, submitted)
-        )
+        future = self._submit(lambda: work(emit, cancel))
         future.add_done_callback(lambda _: emit(None))
 
-        async def drain() -> AsyncGenerator[Token | Answered, None]:
+        async def drain() -> AsyncGenerator[E | R, None]:
             deadline = loop.time() + self.api.request_timeout_s
             try:
                 while (
@@ -181,7 +199,7 @@ class Answering:
 
         return drain()
 
-    def _submit(self, work: Callable[[], Answered]) -> Future[Answered]:
+    def _submit(self, work: Callable[[], R]) -> Future[R]:
         try:
             return self.queue.submit(work)
         except QueueFull as full:

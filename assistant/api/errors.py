@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assistant.core.errors import (
     CollectionNotFoundError,
+    GeneratorUnavailableError,
     LoragError,
     SourceNotFoundError,
     StoreLockedError,
@@ -31,11 +32,12 @@ from assistant.core.errors import (
 
 log = logging.getLogger("lorag.api")
 
-OPENAI_PATHS = ("/v1/chat/", "/v1/models")
+OPENAI_PATHS = ("/v1/chat/", "/v1/models", "/generate/v1/")
 _LORAG_STATUS: tuple[tuple[type[LoragError], int], ...] = (
     (CollectionNotFoundError, 404),
     (SourceNotFoundError, 404),
     (StoreLockedError, 503),
+    (GeneratorUnavailableError, 502),
 )
 _OPENAI_TYPES = {
     401: "authentication_error",

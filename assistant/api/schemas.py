@@ -122,6 +122,14 @@ class ChatMessage(BaseModel):
     role: str
     content: str | list[dict[str, Any]] | None = None
 
+    def text(self) -> str:
+        """The content as text (the text parts of a list of parts, joined by spaces)."""
+        if isinstance(self.content, list):
+            return " ".join(
+                str(part.get("text", "")) for part in self.content if part.get("type") == "text"
+            )
+        return self.content or ""
+
 
 class ChatRequest(BaseModel):
     """OpenAI's chat completion request; ``collection`` and ``top_k`` are lorag's extra fields."""
@@ -146,6 +154,40 @@ class ChatRequest(BaseModel):
     top_k: int | None = Field(None, ge=1, le=50, description="lorag: sources given to the model.")
 
 
+class GenerateRequest(BaseModel):
+    """OpenAI's chat completion request to the plain model server (``/generate/v1``); fields it
+    does not use (``logit_bias``, ``top_p``, ...) are accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(description="The base model (generator.model) or a loaded adapter.")
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool | None = False
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    avoid: list[str] = Field(
+        default_factory=list,
+        max_length=8,
+        description="lorag: the reply may not start with the first token of any of these.",
+    )
+
+
+class LoadLoraAdapterRequest(BaseModel):
+    """vLLM's ``/v1/load_lora_adapter`` body."""
+
+    lora_name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,127}$")
+    lora_path: str = Field(min_length=1, description="A PEFT adapter folder on the server.")
+
+
+class UnloadLoraAdapterRequest(BaseModel):
+    """vLLM's ``/v1/unload_lora_adapter`` body."""
+
+    model_config = ConfigDict(extra="allow")
+
+    lora_name: str
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str
@@ -161,6 +203,17 @@ class Usage(BaseModel):
     prompt_tokens: int = Field(description="Tokens of the question (retrieved sources excluded).")
     completion_tokens: int
     total_tokens: int
+
+
+class PlainCompletion(BaseModel):
+    """A plain model server's chat completion (no lorag fields)."""
+
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: Usage
 
 
 class ChatCompletion(BaseModel):

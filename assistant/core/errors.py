@@ -65,3 +65,8 @@ class InvalidQuestionError(LoragError):
 
 class AdapterError(LoragError):
     """An adapter folder is missing, unsafe, or made for another base model."""
+
+
+class GeneratorUnavailableError(LoragError):
+    """The remote generator server (``generator.backend = "remote"``) cannot be reached or
+    failed; the message names its URL."""

@@ -53,8 +53,45 @@ class EmbedderSettings(BaseModel):
     device: str = "cpu"
 
 
-GeneratorBackend = Literal["auto", "transformers", "llamacpp"]
+GeneratorBackend = Literal["auto", "transformers", "llamacpp", "remote"]
 AdapterRuntime = Literal["llamacpp", "transformers"]
+RemoteServer = Literal["vllm", "llamacpp", "lorag", "openai"]
+
+
+class RemoteGeneratorSettings(BaseModel):
+    """``generator.backend = "remote"``: an OpenAI-compatible server generates (vLLM, the
+    llama.cpp server, TGI, LoRAX, another ``lorag serve``); lorag still retrieves, builds the
+    prompt and checks the answer, with ``generator.model``'s tokenizer read here."""
+
+    url: str | None = Field(
+        None,
+        description="The server's OpenAI base URL, ending in /v1 (vLLM http://HOST:8000/v1; a "
+        "lorag serve http://HOST:8000/generate/v1).",
+    )
+    api_key: SecretStr | None = Field(None, description="The bearer key the server wants.")
+    server: RemoteServer = Field(
+        "vllm",
+        description="How adapters reach the server: 'vllm' (/v1/load_lora_adapter, the server "
+        "started with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True), 'lorag' (the "
+        "same API on lorag serve's /generate/v1), 'llamacpp' (the adapter's GGUF given to "
+        "llama-server with --lora, chosen per request), 'openai' (none are pushed: an adapter "
+        "must already be served under its name).",
+    )
+    model: str | None = Field(
+        None, description="The base model's name on the server; unset = generator.model."
+    )
+    adapter_dir: str | None = Field(
+        None,
+        description="Where the server sees lorag's adapter folders (data_dir/adapters), e.g. a "
+        "shared volume's mount; unset = the same paths (a server on this machine).",
+    )
+    timeout_s: float = Field(120.0, gt=0, description="Longest wait for one server response.")
+    max_retries: int = Field(
+        3, ge=0, le=10, description="Retries (exponential backoff) of a refused or failed call."
+    )
+    concurrency: int = Field(
+        8, ge=1, le=256, description="Requests a batch keeps in flight at once."
+    )
 
 
 class GeneratorSettings(BaseModel):
@@ -64,9 +101,10 @@ class GeneratorSettings(BaseModel):
     backend: GeneratorBackend = Field(
         "auto",
         description="Serving runtime: 'transformers' (torch; the training-parity reference), "
-        "'llamacpp' (prebuilt ik_llama.cpp on the model's GGUF, adapters as GGUF LoRA files) "
-        "or 'auto' (ik_llama.cpp for the base when the model has a GGUF it runs right, and for "
-        "the adapters that passed their parity check; the others on transformers).",
+        "'llamacpp' (prebuilt ik_llama.cpp on the model's GGUF, adapters as GGUF LoRA files), "
+        "'auto' (ik_llama.cpp for the base when the model has a GGUF it runs right, and for "
+        "the adapters that passed their parity check; the others on transformers) or 'remote' "
+        "(an OpenAI-compatible server: generator.remote).",
     )
     adapter_runtime: AdapterRuntime = Field(
         "llamacpp",
@@ -94,6 +132,16 @@ class GeneratorSettings(BaseModel):
         "thread hand-overs, not on arithmetic: on 2 cores one thread decoded the 0.5B 1.2x "
         "faster than two, and 2.1x faster with a LoRA adapter active.",
     )
+    remote: RemoteGeneratorSettings = RemoteGeneratorSettings()
+
+    @model_validator(mode="after")
+    def _remote_has_url(self) -> GeneratorSettings:
+        if self.backend == "remote" and not self.remote.url:
+            raise ValueError(
+                "generator.backend 'remote' needs generator.remote.url "
+                "(LORAG_GENERATOR__REMOTE__URL), the server's OpenAI base URL"
+            )
+        return self
 
 
 class ChunkingSettings(BaseModel):

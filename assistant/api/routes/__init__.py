@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from assistant.api.routes import adapters, ask, batch, documents, finetune, jobs, openai_compat, ops
+from assistant.api.routes import (
+    adapters,
+    ask,
+    batch,
+    documents,
+    finetune,
+    generate,
+    jobs,
+    openai_compat,
+    ops,
+)
 
 ROUTERS = (
     ops.router,
@@ -13,6 +23,7 @@ ROUTERS = (
     adapters.router,
     finetune.router,
     batch.router,
+    generate.router,
 )
 
 __all__ = ["ROUTERS"]

@@ -119,7 +119,7 @@ def conversation_of(messages: list[ChatMessage]) -> tuple[str, Conversation]:
     instructions: list[str] = []
     asked: str | None = None
     for message in messages[:last]:
-        content = _text_of(message)
+        content = message.text()
         if message.role in ("system", "developer"):
             instructions.append(content)
         elif message.role == "user":
@@ -133,9 +133,9 @@ def conversation_of(messages: list[ChatMessage]) -> tuple[str, Conversation]:
         turns.append(Turn(asked, ""))
     for message in messages[last + 1 :]:
         if message.role in ("system", "developer"):
-            instructions.append(_text_of(message))
+            instructions.append(message.text())
     conversation = Conversation(turns=tuple(turns), instructions="\n".join(instructions).strip())
-    return _text_of(messages[last]), conversation
+    return messages[last].text(), conversation
 
 
 def target_of(services: Services, model: str, collection: str | None) -> tuple[str | None, str]:
@@ -155,14 +155,6 @@ def target_of(services: Services, model: str, collection: str | None) -> tuple[s
             )
         return named, adapter
     return collection or _bound_collection(services, model), model
-
-
-def _text_of(message: ChatMessage) -> str:
-    if isinstance(message.content, list):
-        return " ".join(
-            str(part.get("text", "")) for part in message.content if part.get("type") == "text"
-        )
-    return message.content or ""
 
 
 def _bound_collection(services: Services, model: str) -> str | None:

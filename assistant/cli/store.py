@@ -7,7 +7,6 @@ from contextlib import ExitStack, contextmanager
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from tqdm import tqdm
 
 from assistant.cli.common import CollectionOption, fail, out
@@ -75,22 +74,18 @@ def snapshot_list(
         str | None, typer.Option("--collection", "-c", help="Only this collection's snapshots.")
     ] = None,
 ) -> None:
-    """List the snapshots (of every collection, or of one)."""
+    """List the snapshots (of every collection, or of one), one line each, oldest first."""
     with _store() as (_, store):
         snapshots = store.list_snapshots(collection)
-    table = Table("collection", "snapshot", "created", "bytes", "points")
-    table.add_column("location", overflow="fold")
     for snapshot in snapshots:
-        points = "" if snapshot.points is None else str(snapshot.points)
-        table.add_row(
-            snapshot.collection,
-            snapshot.name,
-            snapshot.created_at,
-            f"{snapshot.size:,}",
-            points,
-            snapshot.location,
+        points = "" if snapshot.points is None else f"  {snapshot.points} points"
+        out.print(
+            f"{snapshot.collection}  {snapshot.created_at}  {snapshot.size:,} bytes{points}  "
+            f"{snapshot.location}",
+            highlight=False,
         )
-    out.print(table)
+    if not snapshots:
+        out.print("no snapshots")
 
 
 @snapshot_app.command("restore")

@@ -315,14 +315,14 @@ class ClientStore:
     def create_snapshot(self, name: str) -> Snapshot:
         """Have the server snapshot collection ``name`` (in its ``snapshots`` folder; on a
         cluster, each node snapshots the shards it holds: this asks the node at the URL)."""
-        self._server_only("snapshots")
+        self._server("snapshots")
         description = self.client.create_snapshot(self._known(name), wait=True)
         if description is None:
             raise StoreError(f"the Qdrant server returned no snapshot of {name!r}")
         return self._snapshot(name, description)
 
     def list_snapshots(self, name: str | None = None) -> list[Snapshot]:
-        self._server_only("snapshots")
+        self._server("snapshots")
         names = [self._known(name)] if name else self.list_collections()
         snapshots = [
             self._snapshot(collection, description)
@@ -335,11 +335,13 @@ class ClientStore:
         """Recover collection ``name`` from a server snapshot: a URL the server can fetch
         (``http(s)://`` or ``file://`` on the server's disk) or a local file, uploaded. The
         snapshot's data wins over what the collection held."""
-        self._server_only("snapshots")
+        server = self._server("snapshots")
         check_name(name)
         priority = models.SnapshotPriority.SNAPSHOT
         if "://" in location:
-            self.client.recover_snapshot(name, location, priority=priority, wait=True)
+            own = location.startswith(str(server.url))
+            key = server.api_key if own else None  # the key goes to this server only
+            self.client.recover_snapshot(name, location, api_key=key, priority=priority, wait=True)
         else:
             file = Path(location).expanduser()
             if not file.is_file():
@@ -366,15 +368,17 @@ class ClientStore:
             raise CollectionNotFoundError(name, self.list_collections())
         return name
 
-    def _server_only(self, what: str) -> None:
+    def _server(self, what: str) -> StoreSettings:
+        """The server's settings; a ``StoreError`` naming ``what`` local mode lacks."""
         if self.layout is None:
             raise StoreError(
                 f"{LOCAL_MODE} has no {what}: use the edge engine (`lorag store migrate --from "
                 "client --to edge`, then LORAG_STORE__EMBEDDED_ENGINE=edge) or a Qdrant server"
             )
+        return self.layout
 
     def _snapshot(self, name: str, description: models.SnapshotDescription) -> Snapshot:
-        url = str(self.layout.url if self.layout else "").rstrip("/")
+        url = str(self._server("snapshots").url).rstrip("/")
         return Snapshot(
             name=description.name,
             collection=name,

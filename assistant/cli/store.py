@@ -34,11 +34,18 @@ STORE_HELP = (
 
 @contextmanager
 def _settings() -> Iterator[Settings]:
-    """The settings, with user-facing errors as a one-line message and exit code 1."""
+    """The settings, with user-facing errors (and a server's refusals) as a one-line message
+    and exit code 1."""
+    from qdrant_client.http.exceptions import ApiException
+
+    from assistant.core.store.client import server_problem
+
     try:
         yield load_settings()
     except LoragError as error:
         raise fail(str(error)) from None
+    except ApiException as error:
+        raise fail(f"the Qdrant server: {server_problem(error)}") from None
 
 
 @contextmanager
@@ -137,13 +144,18 @@ def store_migrate(
         name = _collection(settings, collection)
         reader = stores.enter_context(_closing(open_engine(settings, source)))
         writer = stores.enter_context(_closing(open_engine(settings, target)))
-        with tqdm(unit="point", disable=not progress, desc="migrate") as bar:
+        bars: list[tqdm] = []  # made at the first page: a refused copy shows none
 
-            def advance(done: int, total: int) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
+        def advance(done: int, total: int) -> None:
+            if not bars:
+                bars.append(tqdm(total=total, unit="point", desc="migrate", disable=not progress))
+            bars[0].update(done - bars[0].n)
 
+        try:
             report = migrate(reader, writer, name, on_existing, progress=advance)
+        finally:
+            for bar in bars:
+                bar.close()
     out.print(
         f"{name}: {report.points} points copied from {source} to {target} and verified "
         f"(same ids) in {report.seconds:.1f} s",

@@ -83,6 +83,10 @@ def test_migrate_between_the_embedded_engines_then_refuse_resume_and_replace(
         (["--to", "edge"], "--from and --to name the same store (edge)"),
         (["--to", "elsewhere"], "unknown store 'elsewhere': give a Qdrant server URL"),
         (["--to", "client", "--resume", "--replace"], "--replace and --resume exclude each other"),
+        (
+            ["--to", "http://127.0.0.1:9"],
+            "the Qdrant server at http://127.0.0.1:9: cannot reach it",
+        ),
     ],
 )
 def test_migrate_refuses_arguments_it_cannot_follow(

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ApiException, ResponseHandlingException
 
 from assistant.core.errors import CollectionNotFoundError, ConfigError, StoreError
 from assistant.core.settings import StoreSettings
@@ -83,6 +84,13 @@ def collection_request(dimension: int, layout: StoreSettings | None) -> models.C
     )
 
 
+def server_problem(error: ApiException) -> str:
+    """What went wrong talking to a server, in one line (no traceback, no response dump)."""
+    if isinstance(error, ResponseHandlingException):
+        return f"cannot reach it ({error.source})"
+    return str(error).splitlines()[0].removeprefix("Unexpected Response: ")
+
+
 def _create_arguments(request: models.CreateCollection) -> dict[str, Any]:
     """``request``'s set fields as ``QdrantClient.create_collection`` keyword arguments."""
     renamed = {"vectors": "vectors_config", "sparse_vectors": "sparse_vectors_config"}
@@ -116,6 +124,13 @@ class ClientStore:
         client = QdrantClient(
             url=settings.url, api_key=settings.api_key, timeout=math.ceil(settings.timeout_s)
         )
+        try:
+            client.get_collections()  # unreachable, or the key refused: say so now
+        except ApiException as error:
+            client.close()
+            raise StoreError(
+                f"the Qdrant server at {settings.url}: {server_problem(error)}"
+            ) from None
         return cls(client, settings.hnsw_ef, layout=settings)
 
     @classmethod

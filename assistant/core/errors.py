@@ -70,3 +70,8 @@ class AdapterError(LoragError):
 class GeneratorUnavailableError(LoragError):
     """The remote generator server (``generator.backend = "remote"``) cannot be reached or
     failed; the message names its URL."""
+
+
+class StoreError(LoragError):
+    """A snapshot, restore or migration cannot be done as asked; the message says why and what
+    to do instead."""

@@ -30,12 +30,15 @@ def _default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "lorag"
 
 
+EmbeddedEngine = Literal["edge", "client"]
+
+
 class StoreSettings(BaseModel):
     """Where the vectors live: an embedded engine in ``data_dir`` or a Qdrant server by URL."""
 
     url: str | None = Field(None, description="Qdrant server URL; unset = embedded in data_dir.")
     api_key: str | None = Field(None, description="API key for the Qdrant server.")
-    embedded_engine: Literal["edge", "client"] = Field(
+    embedded_engine: EmbeddedEngine = Field(
         "edge",
         description="Embedded engine: 'edge' (the Qdrant engine in-process, qdrant-edge-py) "
         "or 'client' (qdrant-client's pure-Python local mode).",
@@ -44,6 +47,45 @@ class StoreSettings(BaseModel):
         256, ge=1, description="HNSW search beam width: recall@10 0.99 at 100k chunks, ~2 ms."
     )
     timeout_s: float = Field(30.0, gt=0, description="Request timeout for a Qdrant server.")
+    shard_number: int | None = Field(
+        None,
+        ge=1,
+        description="Shards of a collection lorag creates on a server (unset: the server's "
+        "choice, one per node). Ignored, without error, by the embedded engines.",
+    )
+    replication_factor: int | None = Field(
+        None,
+        ge=1,
+        description="Copies of each shard on a cluster (unset: the server's default, 1). Ignored "
+        "by the embedded engines.",
+    )
+    write_consistency_factor: int | None = Field(
+        None,
+        ge=1,
+        description="Replicas that must confirm a write before it returns (unset: the server's "
+        "default, 1); at most replication_factor. Ignored by the embedded engines.",
+    )
+    on_disk: bool = Field(
+        False,
+        description="Serve a server collection's dense vectors and sparse index from disk "
+        "(memory-mapped) instead of RAM: less memory, slower search. Ignored by the embedded "
+        "engines.",
+    )
+    on_disk_payload: bool = Field(
+        True,
+        description="Keep a server collection's payloads (the chunk texts) on disk, the "
+        "server's default; the indexed fields stay in RAM. Ignored by the embedded engines.",
+    )
+
+    @model_validator(mode="after")
+    def _consistency_within_replicas(self) -> StoreSettings:
+        writes, copies = self.write_consistency_factor, self.replication_factor
+        if writes is not None and writes > (copies or 1):
+            raise ValueError(
+                "store.write_consistency_factor cannot exceed store.replication_factor "
+                f"(got {writes} > {copies or 1})"
+            )
+        return self
 
 
 class EmbedderSettings(BaseModel):
@@ -311,6 +353,11 @@ class Settings(BaseSettings):
     def qdrant_dir(self) -> Path:
         """Embedded Qdrant storage."""
         return self.data_dir / "qdrant"
+
+    @property
+    def snapshot_dir(self) -> Path:
+        """Snapshots of embedded collections, one folder per collection."""
+        return self.data_dir / "snapshots"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -65,3 +65,8 @@ class InvalidQuestionError(LoragError):
 
 class AdapterError(LoragError):
     """An adapter folder is missing, unsafe, or made for another base model."""
+
+
+class AdapterTaintedError(AdapterError):
+    """An adapter version was trained on a document that has since been erased: it is not
+    served, promoted or bound until it is retrained without it."""

@@ -116,6 +116,8 @@ def test_register_copies_the_run_into_version_1(
         "status": "candidate",
         "metrics": {"eval_loss": 1.0},
         "lora_gguf_sha256": None,
+        "source_doc_hashes": {},
+        "tainted_by": [],
     }
     assert registry.list() == [record]
     assert not [p for p in registry.root.iterdir() if p.name.startswith(".")]  # no staging left

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from assistant.api.routes import adapters, ask, batch, documents, finetune, jobs, openai_compat, ops
+from assistant.api.routes import (
+    adapters,
+    ask,
+    batch,
+    documents,
+    feedback,
+    finetune,
+    jobs,
+    openai_compat,
+    ops,
+)
 
 ROUTERS = (
     ops.router,
     ask.router,
+    feedback.router,
     openai_compat.router,
     documents.router,
     jobs.router,

@@ -81,6 +81,18 @@ class ErasureReport:
     def doc_ids(self) -> list[str]:
         return [document.doc_id for document in self.documents]
 
+    def audit_target(self) -> dict[str, Any]:
+        """What the erasure's audit line says it deleted and reached (ids and counts)."""
+        return {
+            "collection": self.collection,
+            "request_id": self.request_id,
+            "erasure_id": self.erasure_id,
+            "doc_ids": self.doc_ids,
+            "adapters_tainted": self.adapters_tainted,
+            "training_rows_removed": sum(self.training_rows_removed.values()),
+            "feedback_removed": self.feedback_removed,
+        }
+
 
 def erase_documents(
     runtime: Runtime,
@@ -115,17 +127,18 @@ def erase_documents(
     rows: dict[str, int] = {}
     for version in reached:
         if version.rows_removed:
-            kept = version.record.adapter_dir / TRAINING_DATA
-            rows[_under(data_dir, kept)] = version.rows_removed
+            rows[_under(data_dir, version.record.adapter_dir / TRAINING_DATA)] = (
+                version.rows_removed
+            )
     for dataset in sorted((data_dir / RUNS_DIR).glob(f"*/{RUN_DATASET}")):
         if removed := drop_rows_of(dataset, wanted):
             rows[_under(data_dir, dataset)] = removed
     feedback_removed = runtime.feedback.drop_documents(wanted)
 
     originals = [
-        _under(data_dir, kept)
+        _under(data_dir, copy)
         for doc_id in wanted
-        if (kept := runtime.originals.find(collection, doc_id)) is not None
+        if (copy := runtime.originals.find(collection, doc_id)) is not None
     ]
     if whole_collection:
         store.delete_collection(collection)

@@ -215,19 +215,7 @@ async def upload_documents(
 
 def _audit_erasure(services: Services, action: str, report: ErasureReport) -> None:
     """The erasure's audit line: what was deleted and what the erasure reached."""
-    services.audit.change(
-        key_id=report.requested_by,
-        action=action,
-        target={
-            "collection": report.collection,
-            "request_id": report.request_id,
-            "erasure_id": report.erasure_id,
-            "doc_ids": report.doc_ids,
-            "adapters_tainted": report.adapters_tainted,
-            "training_rows_removed": sum(report.training_rows_removed.values()),
-            "feedback_removed": report.feedback_removed,
-        },
-    )
+    services.audit.change(key_id=report.requested_by, action=action, target=report.audit_target())
 
 
 def _existing(services: Services, caller: Principal, name: str, level: Permission) -> None:

@@ -149,7 +149,8 @@ def print_reach(report: ErasureReport) -> None:
     rows = sum(report.training_rows_removed.values())
     if rows or report.feedback_removed:
         out.print(
-            f"removed {rows} training rows and {report.feedback_removed} feedback entries",
+            f"removed {rows} training rows (kept by adapters and training runs) and "
+            f"{report.feedback_removed} feedback entries",
             highlight=False,
         )
     out.print(

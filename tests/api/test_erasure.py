@@ -112,6 +112,8 @@ def test_deleting_a_document_taints_the_adapter_trained_on_it_only(
     assert taint["erasure_id"] == erased["deleted"].headers["x-erasure-id"]
     assert (leave["tainted"], leave["tainted_by"]) == (False, [])
     assert not listed["ops@1"]["tainted"] and not listed["ops@2"]["tainted"]
+    models = {m["id"] for m in served.client.get("/v1/models", headers=ADMIN).json()["data"]}
+    assert "leave@1" in models and "travel@1" not in models
 
 
 @pytest.mark.parametrize(

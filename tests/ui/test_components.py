@@ -63,6 +63,7 @@ def _answer_with_a_citation(url: str, key: str, citation: dict[str, object]) -> 
     show_answer(
         LoragClient(url, key),
         {
+            "answer_id": "a1",
             "answer": "120 euros per night [2].",
             "abstained": False,
             "abstain_reason": None,
@@ -127,6 +128,7 @@ def _abstention_with_a_close_passage(url: str, key: str, passage: dict[str, obje
     show_answer(
         LoragClient(url, key),
         {
+            "answer_id": "a1",
             "answer": "I don't know: the documents do not contain the answer to this question.",
             "abstained": True,
             "abstain_reason": "unsupported",

@@ -146,12 +146,13 @@ def train_adapter(
     collection = plan.from_collection or plan.from_feedback
     if collection is not None:
         result = _with_held_out_checks(runtime, collection, config, data, result)
+    doc_ids = row_doc_ids(data)
     origin = TrainingOrigin.of(
         runtime.settings,
         method=config.method,
         dataset_fingerprint=result.data_fingerprint,
-        source_doc_ids=row_doc_ids(data),
-        source_doc_hashes=_content_hashes(runtime, row_doc_ids(data)),
+        source_doc_ids=doc_ids,
+        source_doc_hashes=_content_hashes(runtime, doc_ids),
     )
     record = runtime.registry.register(
         plan.name, run_dir, origin, version=plan.version, dataset=data

@@ -19,7 +19,7 @@ from assistant.cli.common import CollectionOption, collection_name, err, fail, o
 from assistant.core.errors import CollectionNotFoundError
 from assistant.core.types import DocumentInfo
 from assistant.erasure import ErasureReport, erasure_reports
-from assistant.runtime import CLI_USER, Runtime
+from assistant.runtime import Runtime
 
 documents_app = typer.Typer(
     help="List or delete the documents of a collection.", no_args_is_help=True
@@ -135,7 +135,7 @@ def audit_erasure(rt: Runtime, action: str, report: ErasureReport) -> None:
 
     settings = rt.settings
     log = AuditLog(audit_path(settings), question_text=settings.api.log_question_text)
-    log.change(key_id=CLI_USER, action=action, target=report.audit_target())
+    log.change(key_id=report.requested_by, action=action, target=report.audit_target())
 
 
 def print_reach(report: ErasureReport) -> None:

@@ -173,15 +173,24 @@ def erasure_reports(
 ) -> list[dict[str, Any]]:
     """The reports of the erasures that deleted ``doc_id`` (from ``collection``, when given),
     oldest first."""
-    folder = data_dir / ERASURES_DIR
-    reports = [json.loads(path.read_text()) for path in folder.glob("*.json")]
-    found = [
+    return [
         report
-        for report in reports
+        for report in _reports(data_dir)
         if any(document["doc_id"] == doc_id for document in report["documents"])
         and (collection is None or report["collection"] == collection)
     ]
-    return sorted(found, key=lambda report: (report["erased_at"], report["erasure_id"]))
+
+
+def erasures_since(data_dir: Path, since: str) -> list[dict[str, Any]]:
+    """The reports of the erasures at or after ``since`` (an ISO time as reports write it),
+    oldest first."""
+    return [report for report in _reports(data_dir) if report["erased_at"] >= since]
+
+
+def _reports(data_dir: Path) -> list[dict[str, Any]]:
+    """Every erasure report, oldest first."""
+    reports = [json.loads(path.read_text()) for path in (data_dir / ERASURES_DIR).glob("*.json")]
+    return sorted(reports, key=lambda report: (report["erased_at"], report["erasure_id"]))
 
 
 def _under(data_dir: Path, path: Path) -> str:

@@ -18,6 +18,7 @@ import re
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -98,6 +99,7 @@ def train_adapter(
     from finetune.run import run_finetune
     from finetune.synth import build_raft_dataset
 
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     sources = (plan.data, plan.from_collection, plan.from_feedback)
     if sum(source is not None for source in sources) != 1:
         raise ConfigError(
@@ -140,24 +142,25 @@ def train_adapter(
         data = dataset
     assert data is not None
 
+    doc_ids = row_doc_ids(data)  # before training: an erasure meanwhile rewrites the rows
+    hashes = _content_hashes(runtime, doc_ids)
     result = run_finetune(
         runtime.settings, config, data, run_dir, plan.resume, progress, announce=announce
     )
     collection = plan.from_collection or plan.from_feedback
     if collection is not None:
         result = _with_held_out_checks(runtime, collection, config, data, result)
-    doc_ids = row_doc_ids(data)
     origin = TrainingOrigin.of(
         runtime.settings,
         method=config.method,
         dataset_fingerprint=result.data_fingerprint,
         source_doc_ids=doc_ids,
-        source_doc_hashes=_content_hashes(runtime, doc_ids),
+        source_doc_hashes=hashes,
     )
     record = runtime.registry.register(
         plan.name, run_dir, origin, version=plan.version, dataset=data
     )
-    return Trained(record, result)
+    return Trained(_tainted_since(runtime, record, started), result)
 
 
 def retrain_adapter(
@@ -200,6 +203,23 @@ def retrain_adapter(
         version=max(versions) + 1,
     )
     return train_adapter(runtime, plan, progress=progress, announce=announce)
+
+
+def _tainted_since(runtime: Runtime, record: AdapterRecord, started: str) -> AdapterRecord:
+    """``record`` tainted by the erasures of its source documents that happened while it was
+    being made (since ``started``): they ran before it was registered, so could not reach it."""
+    from assistant.erasure import erasures_since
+
+    for report in erasures_since(runtime.settings.data_dir, started):
+        erased = {document["doc_id"] for document in report["documents"]}
+        if hit := erased.intersection(record.source_doc_ids):
+            runtime.registry.taint(
+                hit,
+                collection=report["collection"],
+                erasure_id=report["erasure_id"],
+                erased_at=report["erased_at"],
+            )
+    return runtime.registry.get(record.ref)
 
 
 def _feedback_dataset(

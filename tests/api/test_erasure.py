@@ -1,7 +1,8 @@
 """Erasure that reaches adapters, over HTTP: deleting a document taints the adapter versions
 trained on it (not served, promoted or bound; shown as tainted), leaves an adapter that never
 saw it untouched, removes its rows from their kept training data, is audited, and has a report;
-the tainted version is retrained without the document into a new, servable version."""
+the tainted version is retrained without the document into a new, servable version; a version
+whose document is erased while it trains is tainted once registered."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import pytest
 from assistant.core.errors import AdapterTaintedError
 from assistant.core.registry import TRAINING_DATA, AdapterRegistry, TrainingOrigin
 from assistant.core.types import DocumentInfo
-from assistant.training import retrain_adapter
+from assistant.training import FinetunePlan, retrain_adapter, train_adapter
+from finetune.trainer import StepReport
 from tests.api.conftest import QUESTION, Served, auth
 from tests.core.test_registry import make_run
 
@@ -212,3 +214,25 @@ def test_retraining_builds_a_new_version_without_the_document(
     assert promoted.json()["ref"] == "travel@2" and not promoted.json()["tainted"]
     rolled = served.client.post("/v1/adapters/travel/rollback", headers=ADMIN)
     assert rolled.status_code == 409 and "travel@1 is tainted" in rolled.json()["detail"]
+
+
+def test_a_document_erased_while_an_adapter_trains_on_it_taints_it_once_registered(
+    served: Served, tmp_path: Path
+) -> None:
+    memo = tmp_path / "memo.txt"
+    memo.write_text("The staff party is on the 14th of June at the harbour.\n")
+    assert served.runtime.ingestor("racy").ingest([memo]).ok
+    [doc] = served.runtime.store.documents("racy")
+    dataset = tmp_path / "racy.jsonl"
+    rows = rows_of(doc, "the 14th of June", 2)
+    dataset.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    erasures: list[str] = []
+
+    def erase_once(step: StepReport) -> None:  # the erasure runs between two training steps
+        if not erasures:
+            erasures.append(served.runtime.delete_documents("racy", [doc.doc_id]).erasure_id)
+
+    plan = FinetunePlan(name="racy", data=dataset, overrides={"max_steps": "2"})
+    record = train_adapter(served.runtime, plan, progress=erase_once).record
+    assert [(t.doc_id, t.erasure_id) for t in record.tainted_by] == [(doc.doc_id, erasures[0])]
+    assert served.runtime.registry.get("racy").tainted

@@ -2,11 +2,14 @@
 share.
 
 :func:`train_adapter` takes a :class:`FinetunePlan` (the adapter's name and version, the data: a
-JSONL file or a collection to make a RAFT dataset from, the recipe and its overrides) and runs
-it: check the name is free, prepare the run folder under ``data_dir/runs``, build the dataset,
-train with :func:`finetune.run.run_finetune`, register the result. Progress goes to the
-callbacks the caller gives; a callback that raises stops the run (the registry is written only
-when training has finished).
+JSONL file, a collection to make a RAFT dataset from, or a collection whose answers' feedback
+makes one; the recipe and its overrides) and runs it: check the name is free, prepare the run
+folder under ``data_dir/runs``, build the dataset, train with :func:`finetune.run.run_finetune`,
+register the result with the dataset it trained on and the documents its rows came from (their
+``doc_ids``, with the content hash the store holds for each). Progress goes to the callbacks the
+caller gives; a callback that raises stops the run (the registry is written only when training
+has finished). :func:`retrain_adapter` trains a version again on its kept rows (an erasure has
+removed those of erased documents) as a new version.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ import re
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assistant.core.errors import AdapterError, ConfigError, LoragError
 from assistant.core.files import write_json
+from assistant.core.training_rows import count_rows, row_doc_ids
 from assistant.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -35,11 +40,13 @@ DEFAULT_RECIPE = "lora-cpu"
 
 @dataclass(frozen=True)
 class FinetunePlan:
-    """What to train: exactly one of ``data`` (a JSONL file) or ``from_collection``."""
+    """What to train: exactly one of ``data`` (a JSONL file), ``from_collection`` (RAFT rows
+    made from its chunks) or ``from_feedback`` (rows made from the feedback on its answers)."""
 
     name: str
     data: Path | None = None
     from_collection: str | None = None
+    from_feedback: str | None = None
     recipe: str = DEFAULT_RECIPE
     overrides: dict[str, str] = field(default_factory=dict)
     version: int | None = None
@@ -92,8 +99,13 @@ def train_adapter(
     from finetune.run import run_finetune
     from finetune.synth import build_raft_dataset
 
-    if (plan.data is None) == (plan.from_collection is None):
-        raise ConfigError("give exactly one of a dataset file or a collection to train from")
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    sources = (plan.data, plan.from_collection, plan.from_feedback)
+    if sum(source is not None for source in sources) != 1:
+        raise ConfigError(
+            "give exactly one of a dataset file, a collection, or a collection's feedback to "
+            "train from"
+        )
     config = load_train_config(plan.recipe, plan.overrides)
     versions = [r.version for r in runtime.registry.list() if r.name == plan.name]
     if versions and plan.version is None:
@@ -109,7 +121,8 @@ def train_adapter(
     run_dir.mkdir(parents=True, exist_ok=True)
 
     data = plan.data
-    source_doc_ids: list[str] = []
+    if plan.from_feedback is not None:
+        data = _feedback_dataset(runtime, plan, run_dir, announce)
     if plan.from_collection is not None:
         dataset = plan.dataset_out or run_dir / "dataset.jsonl"
         if not (plan.resume and dataset.is_file()):
@@ -124,25 +137,124 @@ def train_adapter(
                 seed=config.seed,
                 show_progress=show_progress,
             )
-            source_doc_ids = report.source_doc_ids
             if on_dataset is not None:
                 on_dataset(report, dataset)
         data = dataset
     assert data is not None
 
+    doc_ids = row_doc_ids(data)  # before training: an erasure meanwhile rewrites the rows
+    hashes = _content_hashes(runtime, doc_ids)
     result = run_finetune(
         runtime.settings, config, data, run_dir, plan.resume, progress, announce=announce
     )
-    if plan.from_collection is not None:
-        result = _with_held_out_checks(runtime, plan.from_collection, config, data, result)
+    collection = plan.from_collection or plan.from_feedback
+    if collection is not None:
+        result = _with_held_out_checks(runtime, collection, config, data, result)
     origin = TrainingOrigin.of(
         runtime.settings,
         method=config.method,
         dataset_fingerprint=result.data_fingerprint,
-        source_doc_ids=source_doc_ids,
+        source_doc_ids=doc_ids,
+        source_doc_hashes=hashes,
     )
-    record = runtime.registry.register(plan.name, run_dir, origin, version=plan.version)
-    return Trained(record, result)
+    record = runtime.registry.register(
+        plan.name, run_dir, origin, version=plan.version, dataset=data
+    )
+    return Trained(_tainted_since(runtime, record, started), result)
+
+
+def retrain_adapter(
+    runtime: Runtime,
+    ref: str,
+    overrides: dict[str, str] | None = None,
+    *,
+    progress: Progress | None = None,
+    announce: Callable[[str], None] | None = None,
+) -> Trained:
+    """Train the version ``ref`` names again, as the next version of its name: on its kept
+    training rows (an erasure has removed the rows of the documents it erased) with its own
+    recipe (``train_config.json``) and ``overrides``. The new version is a candidate.
+
+    Refused (:class:`AdapterError`) for a version that kept no training rows (registered before
+    lorag kept them, or from a run without a dataset file), or none is left.
+    """
+    from assistant.core.registry import TRAINING_DATA
+
+    record = runtime.registry.get(ref)
+    data = record.adapter_dir / TRAINING_DATA
+    if not data.is_file():
+        raise AdapterError(
+            f"{record.ref} kept no training rows to train on again (it was registered before "
+            "lorag kept them, or without a dataset file): train a new version with `lorag "
+            f"finetune --name {record.name} --version N` and a dataset or a collection"
+        )
+    if count_rows(data) == 0:
+        raise AdapterError(
+            f"{record.ref}: no training row is left once the erased documents' rows are "
+            f"removed; delete the version (`lorag adapters delete {record.ref}`)"
+        )
+    recipe = record.adapter_dir / "train_config.json"
+    versions = [r.version for r in runtime.registry.list() if r.name == record.name]
+    plan = FinetunePlan(
+        name=record.name,
+        data=data,
+        recipe=str(recipe) if recipe.is_file() else DEFAULT_RECIPE,
+        overrides=overrides or {},
+        version=max(versions) + 1,
+    )
+    return train_adapter(runtime, plan, progress=progress, announce=announce)
+
+
+def _tainted_since(runtime: Runtime, record: AdapterRecord, started: str) -> AdapterRecord:
+    """``record`` tainted by the erasures of its source documents that happened while it was
+    being made (since ``started``): they ran before it was registered, so could not reach it."""
+    from assistant.erasure import erasures_since
+
+    for report in erasures_since(runtime.settings.data_dir, started):
+        erased = {document["doc_id"] for document in report["documents"]}
+        if hit := erased.intersection(record.source_doc_ids):
+            runtime.registry.taint(
+                hit,
+                collection=report["collection"],
+                erasure_id=report["erasure_id"],
+                erased_at=report["erased_at"],
+            )
+    return runtime.registry.get(record.ref)
+
+
+def _feedback_dataset(
+    runtime: Runtime, plan: FinetunePlan, run_dir: Path, announce: Callable[[str], None] | None
+) -> Path:
+    """The run's dataset made from the feedback on ``plan.from_feedback`` (kept on resume)."""
+    from assistant.feedback_dataset import build_feedback_dataset
+
+    assert plan.from_feedback is not None
+    dataset = plan.dataset_out or run_dir / "dataset.jsonl"
+    if plan.resume and dataset.is_file():
+        return dataset
+    made = build_feedback_dataset(runtime.store, runtime.feedback, plan.from_feedback, dataset)
+    if announce is not None:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in made.targets.items())
+        skipped = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in made.skipped.items())
+        announce(
+            f"dataset: {made.rows} rows from feedback ({kinds})"
+            + (f"; skipped: {skipped}" if skipped else "")
+            + f" → {dataset}"
+        )
+    return dataset
+
+
+def _content_hashes(runtime: Runtime, doc_ids: list[str]) -> dict[str, str]:
+    """The content hash the store holds for each of ``doc_ids`` (in any collection; a document
+    no collection holds now has none)."""
+    wanted = set(doc_ids)
+    store = runtime.store
+    return {
+        info.doc_id: info.file_hash
+        for name in store.list_collections()
+        for info in store.documents(name)
+        if info.doc_id in wanted
+    }
 
 
 def _teacher(runtime: Runtime, model: str | None) -> HFGenerator | None:

@@ -94,6 +94,10 @@ class Timings(BaseModel):
 
 
 class AskResponse(BaseModel):
+    answer_id: str = Field(
+        description="The request id (X-Request-ID, also in the answer's audit line): what "
+        "POST /v1/feedback names."
+    )
     answer: str
     abstained: bool
     abstain_reason: str | None
@@ -111,6 +115,29 @@ class AskResponse(BaseModel):
     adapter: str | None = Field(description="The adapter's name; null = the base model.")
     adapter_version: int | None
     timings: Timings
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    answer_id: str = Field(
+        min_length=1,
+        max_length=64,
+        description="The answer's answer_id (its request id): one of the server's recent answers.",
+    )
+    rating: Literal["up", "down"]
+    correction: str | None = Field(
+        None, max_length=4000, description="The answer that should have been given."
+    )
+
+
+class FeedbackOut(BaseModel):
+    feedback_id: str
+    answer_id: str
+    rating: Literal["up", "down"]
+    corrected: bool
+    collection: str
+    adapter: str | None = Field(description="The adapter that answered (NAME@VERSION), or null.")
 
 
 # ------------------------------------------------------------------------------------ OpenAI
@@ -277,6 +304,36 @@ class DocumentOut(BaseModel):
     ingested_at: float = Field(description="Unix time.")
 
 
+class ErasedDocumentOut(BaseModel):
+    doc_id: str
+    source: str
+    content_hash: str = Field(description="The document's content hash as the store knew it.")
+    chunks_removed: int
+
+
+class ErasureOut(BaseModel):
+    erasure_id: str = Field(description="Also in the erasure's audit line.")
+    erased_at: str
+    collection: str
+    requested_by: str = Field(description="The key id (cli: the command line).")
+    request_id: str | None = Field(description="The request that erased (its audit line's).")
+    documents: list[ErasedDocumentOut]
+    collection_deleted: bool
+    adapters_tainted: list[str] = Field(description="Versions (NAME@VERSION) trained on them.")
+    training_rows_removed: dict[str, int] = Field(
+        description="Rows of the documents removed, by dataset file under the data dir."
+    )
+    feedback_removed: int = Field(description="Ratings of answers that rested on them.")
+    files_erased: list[str] = Field(description="Files removed or rewritten, under the data dir.")
+    store_rewritten: bool
+
+
+class ErasureReportOut(BaseModel):
+    doc_id: str
+    collection: str
+    erasures: list[ErasureOut] = Field(description="Every erasure of the document, oldest first.")
+
+
 class PassageOut(BaseModel):
     doc_id: str
     source: str
@@ -328,6 +385,14 @@ class JobOut(BaseModel):
 # ------------------------------------------------------------------------------------ adapters
 
 
+class TaintOut(BaseModel):
+    doc_id: str
+    collection: str
+    erased_at: str
+    erasure_id: str
+    trained_hash: str | None = Field(description="The content hash the adapter was trained on.")
+
+
 class AdapterOut(BaseModel):
     name: str
     version: int
@@ -340,6 +405,13 @@ class AdapterOut(BaseModel):
     lora_gguf_sha256: str | None = Field(
         None, description="Its GGUF LoRA file's sha256: it passed its llama.cpp parity check."
     )
+    source_doc_ids: list[str] = Field(
+        default_factory=list, description="The documents its training rows came from."
+    )
+    tainted: bool = Field(
+        False, description="A document it was trained on was erased: it is not served."
+    )
+    tainted_by: list[TaintOut] = Field(default_factory=list)
 
 
 class AdapterDetail(BaseModel):

@@ -35,6 +35,17 @@ AdapterOption = Annotated[
 ]
 
 
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    """``--set KEY=VALUE`` options as a dict (a malformed one fails, naming it)."""
+    overrides: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise fail(f"--set expects KEY=VALUE, got {pair!r}")
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
 def fail(message: str) -> typer.Exit:
     """Print ``message`` as an error line; the exit to raise."""
     err.print(f"[red]error:[/red] {message}", highlight=False)

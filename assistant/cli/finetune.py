@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from assistant.cli.common import fail, out, runtime
+from assistant.cli.common import fail, out, parse_overrides, runtime
 
 if TYPE_CHECKING:
     from finetune.synth import SynthReport
@@ -15,12 +15,7 @@ if TYPE_CHECKING:
 
 
 def _overrides(pairs: list[str], qlora: bool) -> dict[str, str]:
-    overrides: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise fail(f"--set expects KEY=VALUE, got {pair!r}")
-        overrides[key.strip()] = value.strip()
+    overrides = parse_overrides(pairs)
     if qlora:
         overrides["method"] = "qlora"
     return overrides
@@ -35,6 +30,13 @@ def finetune(
     from_collection: Annotated[
         str | None,
         typer.Option(help="Make a RAFT dataset from this collection's chunks and train on it."),
+    ] = None,
+    from_feedback: Annotated[
+        str | None,
+        typer.Option(
+            help="Make the dataset from the feedback on this collection's answers: corrections "
+            "as targets, thumbs-down answers as abstentions."
+        ),
     ] = None,
     qlora: Annotated[bool, typer.Option(help="QLoRA: 4-bit NF4 base (bitsandbytes).")] = False,
     config: Annotated[
@@ -69,12 +71,15 @@ def finetune(
 
     from assistant.training import FinetunePlan, train_adapter
 
-    if (data is None) == (from_collection is None):
-        raise fail("give exactly one of --data FILE or --from-collection NAME")
+    if sum(source is not None for source in (data, from_collection, from_feedback)) != 1:
+        raise fail(
+            "give exactly one of --data FILE, --from-collection NAME or --from-feedback NAME"
+        )
     plan = FinetunePlan(
         name=name,
         data=data,
         from_collection=from_collection,
+        from_feedback=from_feedback,
         recipe=config or ("qlora" if qlora else "lora-cpu"),
         overrides=_overrides(set_ or [], qlora),
         version=version,

@@ -75,3 +75,8 @@ class GeneratorUnavailableError(LoragError):
 class StoreError(LoragError):
     """A snapshot, restore or migration cannot be done as asked; the message says why and what
     to do instead."""
+
+
+class AdapterTaintedError(AdapterError):
+    """An adapter version was trained on a document that has since been erased: it is not
+    served, promoted or bound until it is retrained without it."""

@@ -293,6 +293,12 @@ class ApiSettings(BaseModel):
         None, description="Append-only JSONL audit log; unset = data_dir/audit.jsonl."
     )
     log_question_text: bool = Field(False, description="Write question texts to the audit log.")
+    feedback_answers: int = Field(
+        1000,
+        ge=1,
+        description="Answers remembered (in memory) for POST /v1/feedback to rate; older ones, "
+        "or answers given before a restart, cannot be rated.",
+    )
     public_docs: bool | None = Field(
         None,
         description="Serve /docs and /openapi.json (without a key). Default: only when no API "

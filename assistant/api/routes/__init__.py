@@ -7,6 +7,7 @@ from assistant.api.routes import (
     ask,
     batch,
     documents,
+    feedback,
     finetune,
     generate,
     jobs,
@@ -17,6 +18,7 @@ from assistant.api.routes import (
 ROUTERS = (
     ops.router,
     ask.router,
+    feedback.router,
     openai_compat.router,
     documents.router,
     jobs.router,

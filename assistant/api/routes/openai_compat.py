@@ -61,10 +61,12 @@ WITHDRAWN = "\n\n(lorag: the draft above is not supported by the documents and i
 def models(caller: Caller, services: ServicesDep) -> Any:
     """``lorag``, every collection the key may read, every adapter by name (its promoted
     version) and by ``NAME@VERSION``, and each readable collection with each adapter
-    (``COLLECTION:ADAPTER``)."""
+    (``COLLECTION:ADAPTER``); a version tainted by an erasure is left out (it is not served)."""
     started = int(services.started_at)
     adapters: dict[str, int] = {}
     for record in services.runtime.registry.list():
+        if record.tainted:
+            continue
         created = int(datetime.fromisoformat(record.created).timestamp())
         adapters.setdefault(record.name, created)
         adapters[record.ref] = created

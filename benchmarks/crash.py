@@ -246,14 +246,16 @@ def finetune_loop(
         data_dir = work / f"finetune-{n}"
         round_env = env_for(env, data_dir)
         started = time.perf_counter()
-        kills = 0
+        kills, finished = 0, False
         for _ in range(rng.randint(1, 3)):
-            started_run = (data_dir / "runs").is_dir() and any((data_dir / "runs").iterdir())
-            kills += killed_at(
-                [*args, "--resume"] if started_run else args, round_env, rng.uniform(0, clean_s)
+            finished = not killed_at(
+                _finetune_args(args, data_dir), round_env, rng.uniform(0, clean_s)
             )
-        started_run = (data_dir / "runs").is_dir() and any((data_dir / "runs").iterdir())
-        run([*args, "--resume"] if started_run else args, round_env)
+            if finished:  # ended before its kill: a finished run is not run again
+                break
+            kills += 1
+        if not finished:
+            run(_finetune_args(args, data_dir), round_env)
         seconds = time.perf_counter() - started
         versions, losses = losses_of(data_dir, "crash")
         problems = []
@@ -266,6 +268,12 @@ def finetune_loop(
         done.append(Round(kills, not problems, seconds, problems))
         shutil.rmtree(data_dir)
     return Loop("finetune", clean_s, done)
+
+
+def _finetune_args(args: list[str], data_dir: Path) -> list[str]:
+    """``args``, with ``--resume`` once a killed run has left its run folder."""
+    runs = data_dir / "runs"
+    return [*args, "--resume"] if runs.is_dir() and any(runs.iterdir()) else args
 
 
 # -------------------------------------------------------------------------------------- main

@@ -1,8 +1,10 @@
 """The two ASGI middlewares every request passes through.
 
 :class:`ObserveRequests` gives each request an id (``X-Request-ID``, taken from the request when
-it carries a sane one), and when the response has ended counts it in the metrics and writes its
-JSON log line (method, route template, status, duration, key id). :class:`LimitBody` refuses a
+it carries a sane one) and a trace span (``GET /v1/...``, continuing the caller's trace when a
+``traceparent`` header names one: the answers' spans go under it), and when the response has
+ended counts it in the metrics and writes its JSON log line (method, route template, status,
+duration, key id, and the trace id when the request is traced). :class:`LimitBody` refuses a
 body over its limit with 413: at once when ``Content-Length`` says so, else as soon as the bytes
 read pass it. Only the routes that take files (:data:`UPLOAD_ROUTES`) allow the larger upload
 limit, and only for multipart bodies; every other body, whatever its type, is bounded by the
@@ -15,6 +17,8 @@ import re
 import time
 import uuid
 
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from assistant.api.errors import error_response, too_large
 from assistant.api.logs import log_request
 from assistant.api.metrics import Metrics
+from assistant.core.tracing import tracer
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 UPLOAD_ROUTES = re.compile(r"/v1/(?:collections/[^/]+/documents|batch|finetune)")
@@ -45,6 +50,13 @@ class ObserveRequests:
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         status = 500
+        method = scope["method"]
+        span = tracer().start_span(
+            method,
+            context=propagate.extract(Headers(scope=scope)),
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": method, "lorag.request_id": request_id},
+        )
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -54,11 +66,12 @@ class ObserveRequests:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            with trace.use_span(span):
+                await self.app(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            method = scope["method"]
+            _end_request_span(span, method, route, status)
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(seconds)
             log_request(
@@ -71,8 +84,25 @@ class ObserveRequests:
                     "duration_ms": round(seconds * 1000, 1),
                     "key_id": state.get("key_id"),
                     "client": (scope.get("client") or ("", 0))[0],
+                    **_trace_id(span),
                 }
             )
+
+
+def _end_request_span(span: Span, method: str, route: str, status: int) -> None:
+    """Name the request's span for its route, give it the status, end it."""
+    span.update_name(f"{method} {route}")
+    span.set_attributes({"http.route": route, "http.response.status_code": status})
+    if status >= 500:
+        span.set_status(Status(StatusCode.ERROR))
+    span.end()
+
+
+def _trace_id(span: Span) -> dict[str, str]:
+    """``{"trace_id": ...}`` for the log line of a traced request; nothing for an untraced one."""
+    if not span.is_recording():
+        return {}
+    return {"trace_id": format(span.get_span_context().trace_id, "032x")}
 
 
 class LimitBody:

@@ -1,10 +1,10 @@
 """The two ASGI middlewares every request passes through.
 
 :class:`ObserveRequests` gives each request an id (``X-Request-ID``, taken from the request when
-it carries a sane one) and a trace span (``GET /v1/...``, continuing the caller's trace when a
-``traceparent`` header names one: the answers' spans go under it), and when the response has
-ended counts it in the metrics and writes its JSON log line (method, route template, status,
-duration, key id, and the trace id when the request is traced). :class:`LimitBody` refuses a
+it carries a sane one), and when the response has ended counts it in the metrics and writes its
+JSON log line (method, route template, status, duration, key id). When traces are on, FastAPI's
+own request span (``POST /v1/ask``, continuing a caller's ``traceparent``) is current here: it
+gets the request id, and the log line its trace id. :class:`LimitBody` refuses a
 body over its limit with 413: at once when ``Content-Length`` says so, else as soon as the bytes
 read pass it. Only the routes that take files (:data:`UPLOAD_ROUTES`) allow the larger upload
 limit, and only for multipart bodies; every other body, whatever its type, is bounded by the
@@ -17,8 +17,8 @@ import re
 import time
 import uuid
 
-from opentelemetry import propagate, trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry import trace
+from opentelemetry.trace import Span
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,7 +26,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from assistant.api.errors import error_response, too_large
 from assistant.api.logs import log_request
 from assistant.api.metrics import Metrics
-from assistant.core.tracing import tracer
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 UPLOAD_ROUTES = re.compile(r"/v1/(?:collections/[^/]+/documents|batch|finetune)")
@@ -50,13 +49,8 @@ class ObserveRequests:
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         status = 500
-        method = scope["method"]
-        span = tracer().start_span(
-            method,
-            context=propagate.extract(Headers(scope=scope)),
-            kind=SpanKind.SERVER,
-            attributes={"http.request.method": method, "lorag.request_id": request_id},
-        )
+        span = trace.get_current_span()
+        span.set_attribute("lorag.request_id", request_id)
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -66,12 +60,11 @@ class ObserveRequests:
             await send(message)
 
         try:
-            with trace.use_span(span):
-                await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            _end_request_span(span, method, route, status)
+            method = scope["method"]
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(seconds)
             log_request(
@@ -87,15 +80,6 @@ class ObserveRequests:
                     **_trace_id(span),
                 }
             )
-
-
-def _end_request_span(span: Span, method: str, route: str, status: int) -> None:
-    """Name the request's span for its route, give it the status, end it."""
-    span.update_name(f"{method} {route}")
-    span.set_attributes({"http.route": route, "http.response.status_code": status})
-    if status >= 500:
-        span.set_status(Status(StatusCode.ERROR))
-    span.end()
 
 
 def _trace_id(span: Span) -> dict[str, str]:

@@ -20,6 +20,7 @@ import copy
 import dataclasses
 import re
 import time
+from collections import abc
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass
@@ -216,7 +217,7 @@ class QueryEngine:
         adapter: str | None,
         top_k: int | None,
         conversation: Conversation | None,
-    ) -> Iterator[AnswerEvent]:
+    ) -> abc.Generator[AnswerEvent, None, None]:
         template = self.template_for(adapter)
         started = time.perf_counter()
         timings: dict[str, float] = {}
@@ -257,7 +258,7 @@ class QueryEngine:
             started = time.perf_counter()
             _, messages = self._prompt(template, question, [])
             prompt = self.generator.render(messages)
-            timings = {"prompt_tokens": self.generator.count_tokens(prompt)}
+            timings: dict[str, float] = {"prompt_tokens": self.generator.count_tokens(prompt)}
             pieces: list[str] = []
             for piece in self._drafted(messages, adapter, timings, started, root):
                 pieces.append(piece)

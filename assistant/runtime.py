@@ -163,6 +163,7 @@ class Runtime:
             retrieval=self.settings.retrieval,
             generation=self.settings.generation,
             reranker=self.reranker,
+            trace_questions=self.settings.api.log_question_text,
         )
 
     def ingestor(self, collection: str, show_progress: bool = False) -> Ingestor:

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from assistant.core import tracing
 from assistant.core.errors import AdapterError, ConfigError, LoragError
 from assistant.core.files import write_json
 from assistant.core.training_rows import count_rows, row_doc_ids
@@ -94,7 +95,31 @@ def train_adapter(
     name already taken without a new ``version``, ``resume`` without an interrupted run, an
     invalid recipe. ``on_dataset`` gets the report of a dataset made from a collection,
     ``announce`` the training plan (examples, held out, steps) before training starts.
+
+    The run is one trace: a ``finetune`` span with a ``train.step`` span per optimiser step.
     """
+    traced = {tracing.ADAPTER: plan.name, tracing.MODEL: runtime.settings.generator.model}
+    with tracing.current_span("finetune", attributes=traced) as span:
+        trained = _train_adapter(runtime, plan, progress, on_dataset, announce, show_progress)
+        span.set_attributes(
+            {
+                "lorag.adapter.version": trained.record.version,
+                "lorag.train.steps": trained.result.steps,
+                "lorag.train.final_loss": trained.result.final_loss,
+                "lorag.train.tokens": trained.result.tokens,
+            }
+        )
+    return trained
+
+
+def _train_adapter(
+    runtime: Runtime,
+    plan: FinetunePlan,
+    progress: Progress | None,
+    on_dataset: Callable[[SynthReport, Path], None] | None,
+    announce: Callable[[str], None] | None,
+    show_progress: bool,
+) -> Trained:
     from assistant.core.registry import TrainingOrigin
     from finetune.run import run_finetune
     from finetune.synth import build_raft_dataset

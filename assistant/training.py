@@ -132,13 +132,17 @@ def _train_adapter(
             "train from"
         )
     config = load_train_config(plan.recipe, plan.overrides)
+    run_dir = run_dir_for(runtime, plan.name, plan.version)
+    if plan.resume:
+        finished = _registered_from(runtime, plan.name, run_dir)
+        if finished is not None:  # killed after registering: nothing is left to do
+            raise RunAlreadyRegistered(finished)
     versions = [r.version for r in runtime.registry.list() if r.name == plan.name]
     if versions and plan.version is None:
         listed = ", ".join(map(str, versions))
         raise AdapterError(
             f"adapter {plan.name!r} already exists (versions {listed}); pass --version N"
         )
-    run_dir = run_dir_for(runtime, plan.name, plan.version)
     if plan.resume and not run_dir.is_dir():
         raise LoragError(f"no interrupted run of {plan.name!r} to resume in {run_dir}")
     if not plan.resume and run_dir.exists():
@@ -186,6 +190,39 @@ def _train_adapter(
         plan.name, run_dir, origin, version=plan.version, dataset=data
     )
     return Trained(_tainted_since(runtime, record, started), result)
+
+
+class RunAlreadyRegistered(LoragError):
+    """``resume`` of a run that had finished and registered its adapter (the process was
+    stopped after that): ``record`` is the version it registered."""
+
+    def __init__(self, record: AdapterRecord) -> None:
+        super().__init__(
+            f"the run of {record.name!r} had already finished and registered {record.ref}; "
+            "there is nothing to resume"
+        )
+        self.record = record
+
+
+def _registered_from(runtime: Runtime, name: str, run_dir: Path) -> AdapterRecord | None:
+    """The version of ``name`` registered from ``run_dir``: the one holding a copy of the
+    run's final ``metrics.json`` (written before it registers)."""
+    from assistant.core.registry import METRICS_FILE
+
+    metrics = run_dir / METRICS_FILE
+    if not metrics.is_file():
+        return None
+    written = metrics.read_bytes()
+    return next(
+        (
+            record
+            for record in runtime.registry.list()
+            if record.name == name
+            and (record.adapter_dir / METRICS_FILE).is_file()
+            and (record.adapter_dir / METRICS_FILE).read_bytes() == written
+        ),
+        None,
+    )
 
 
 def retrain_adapter(

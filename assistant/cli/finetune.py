@@ -69,7 +69,7 @@ def finetune(
     """Train an adapter on a dataset or on a collection's documents, then register it."""
     from tqdm import tqdm
 
-    from assistant.training import FinetunePlan, train_adapter
+    from assistant.training import FinetunePlan, RunAlreadyRegistered, train_adapter
 
     if sum(source is not None for source in (data, from_collection, from_feedback)) != 1:
         raise fail(
@@ -106,14 +106,18 @@ def finetune(
         )
 
     with runtime() as rt:
-        trained = train_adapter(
-            rt,
-            plan,
-            progress=progress,
-            on_dataset=dataset_made,
-            announce=lambda text: out.print(text, highlight=False),
-            show_progress=True,
-        )
+        try:
+            trained = train_adapter(
+                rt,
+                plan,
+                progress=progress,
+                on_dataset=dataset_made,
+                announce=lambda text: out.print(text, highlight=False),
+                show_progress=True,
+            )
+        except RunAlreadyRegistered as finished:
+            out.print(str(finished), highlight=False)
+            return
     if bar is not None:
         bar.close()
     record, result = trained.record, trained.result

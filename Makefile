@@ -11,6 +11,7 @@ STAMP   := $(VENV)/.installed
 TORCH   ?= torch==2.13.0
 COLLECTION ?= guide
 CHROMIUM ?= /usr/bin/chromium
+COMPOSE ?= /usr/bin/docker-compose
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install run chat ingest-guide test test-fast lint bench clean
@@ -41,7 +42,12 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
-test: install $(CHROMIUM)
+# tests/test_compose.py validates docker-compose.yml offline with Debian's docker-compose.
+$(COMPOSE):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose
+
+test: install $(CHROMIUM) $(COMPOSE)
 	$(VENV)/bin/pytest
 
 test-fast: install

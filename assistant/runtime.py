@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING
 
 from assistant.core.errors import AdapterError
 from assistant.core.prompt import PromptTemplate, load_template
-from assistant.core.registry import AdapterRegistry, check_base, check_lora_gguf
+from assistant.core.registry import (
+    AdapterRegistry,
+    check_base,
+    check_lora_gguf,
+    check_untainted,
+)
 from assistant.core.settings import Settings
 
 if TYPE_CHECKING:
@@ -23,6 +28,8 @@ if TYPE_CHECKING:
     from assistant.core.protocols import Generator, VectorStore
     from assistant.core.sparse import Bm25Encoder
     from assistant.engine import QueryEngine
+    from assistant.erasure import ErasureReport
+    from assistant.feedback import FeedbackLog
     from assistant.sources import Originals
     from ingestion.pipeline import Ingestor
 
@@ -31,6 +38,8 @@ ORIGINALS_DIR = "originals"
 """Under ``data_dir``: the kept copies of uploaded files (:class:`~assistant.sources.Originals`)."""
 BASE = "base"
 """The adapter reference that means the base model alone, even on a bound collection."""
+CLI_USER = "cli"
+"""Who the audit log and erasure reports name for what the command line did."""
 
 
 @dataclass(frozen=True)
@@ -66,20 +75,44 @@ class Runtime:
 
         return Originals(self.settings.data_dir / ORIGINALS_DIR)
 
-    def delete_documents(self, collection: str, doc_ids: Sequence[str]) -> None:
-        """Delete documents: their chunks (erased from the store's files too) and the kept
-        copies of their files."""
-        for doc_id in doc_ids:
-            self.store.delete_document(collection, doc_id)
-            self.originals.forget(collection, doc_id)
-        self.store.erase(collection)
+    @cached_property
+    def feedback(self) -> FeedbackLog:
+        """The ratings and corrections people gave answers (:mod:`assistant.feedback`)."""
+        from assistant.feedback import FeedbackLog
 
-    def delete_collection(self, collection: str) -> None:
-        """Delete a collection: its chunks, the kept copies of its files, its adapter binding."""
-        self.store.delete_collection(collection)
-        self.originals.forget_collection(collection)
-        if self.registry.binding(collection) is not None:
-            self.registry.bind(collection, None)
+        return FeedbackLog.for_settings(self.settings)
+
+    def delete_documents(
+        self,
+        collection: str,
+        doc_ids: Sequence[str],
+        *,
+        requested_by: str = CLI_USER,
+        request_id: str | None = None,
+    ) -> ErasureReport:
+        """Erase documents: their chunks (from the store's files too), the kept copies of their
+        files, and what was made from them (:func:`~assistant.erasure.erase_documents`)."""
+        from assistant.erasure import erase_documents
+
+        return erase_documents(
+            self, collection, doc_ids, requested_by=requested_by, request_id=request_id
+        )
+
+    def delete_collection(
+        self, collection: str, *, requested_by: str = CLI_USER, request_id: str | None = None
+    ) -> ErasureReport:
+        """Erase a collection: every document as :meth:`delete_documents` does, then the
+        collection and its adapter binding."""
+        from assistant.erasure import erase_documents
+
+        return erase_documents(
+            self,
+            collection,
+            (),
+            requested_by=requested_by,
+            request_id=request_id,
+            whole_collection=True,
+        )
 
     @cached_property
     def embedder(self) -> SentenceTransformerEmbedder:
@@ -130,6 +163,7 @@ class Runtime:
             retrieval=self.settings.retrieval,
             generation=self.settings.generation,
             reranker=self.reranker,
+            trace_questions=self.settings.api.log_question_text,
         )
 
     def ingestor(self, collection: str, show_progress: bool = False) -> Ingestor:
@@ -149,8 +183,9 @@ class Runtime:
         return AdapterRegistry.for_settings(self.settings)
 
     def adapter_for(self, ref: str | None, collection: str | None = None) -> AdapterChoice | None:
-        """The adapter ``ref`` names, checked but not loaded (an unknown name or folder, or one
-        trained on another base, raises here, before any model loads).
+        """The adapter ``ref`` names, checked but not loaded (an unknown name or folder, one
+        trained on another base, or one tainted by an erasure raises here, before any model
+        loads).
 
         ``ref`` is a registered adapter (``NAME`` or ``NAME@VERSION``), the folder of a PEFT
         adapter, or ``"base"`` (none); with no ``ref``, the adapter bound to ``collection`` (if
@@ -170,6 +205,7 @@ class Runtime:
                 folder, folder.resolve().name, load_template(folder), str(folder.resolve())
             )
         check_base(record, self.settings)
+        check_untainted(record)
         check_lora_gguf(record)
         return AdapterChoice(record.adapter_dir, record.key, record.template(), record.ref)
 

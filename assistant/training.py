@@ -2,11 +2,14 @@
 share.
 
 :func:`train_adapter` takes a :class:`FinetunePlan` (the adapter's name and version, the data: a
-JSONL file or a collection to make a RAFT dataset from, the recipe and its overrides) and runs
-it: check the name is free, prepare the run folder under ``data_dir/runs``, build the dataset,
-train with :func:`finetune.run.run_finetune`, register the result. Progress goes to the
-callbacks the caller gives; a callback that raises stops the run (the registry is written only
-when training has finished).
+JSONL file, a collection to make a RAFT dataset from, or a collection whose answers' feedback
+makes one; the recipe and its overrides) and runs it: check the name is free, prepare the run
+folder under ``data_dir/runs``, build the dataset, train with :func:`finetune.run.run_finetune`,
+register the result with the dataset it trained on and the documents its rows came from (their
+``doc_ids``, with the content hash the store holds for each). Progress goes to the callbacks the
+caller gives; a callback that raises stops the run (the registry is written only when training
+has finished). :func:`retrain_adapter` trains a version again on its kept rows (an erasure has
+removed those of erased documents) as a new version.
 
 Under a multi-process launch (``torchrun`` / ``accelerate launch``) rank 0 runs
 :func:`train_adapter` and every other process :func:`help_train`: rank 0 alone prepares the run
@@ -19,11 +22,14 @@ import re
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from assistant.core import tracing
 from assistant.core.errors import AdapterError, ConfigError, LoragError
 from assistant.core.files import write_json
+from assistant.core.training_rows import count_rows, row_doc_ids
 from assistant.runtime import Runtime
 from finetune.distributed import SINGLE, Ranks
 
@@ -40,11 +46,13 @@ DEFAULT_RECIPE = "lora-cpu"
 
 @dataclass(frozen=True)
 class FinetunePlan:
-    """What to train: exactly one of ``data`` (a JSONL file) or ``from_collection``."""
+    """What to train: exactly one of ``data`` (a JSONL file), ``from_collection`` (RAFT rows
+    made from its chunks) or ``from_feedback`` (rows made from the feedback on its answers)."""
 
     name: str
     data: Path | None = None
     from_collection: str | None = None
+    from_feedback: str | None = None
     recipe: str = DEFAULT_RECIPE
     overrides: dict[str, str] = field(default_factory=dict)
     version: int | None = None
@@ -94,52 +102,90 @@ def train_adapter(
     invalid recipe. ``on_dataset`` gets the report of a dataset made from a collection,
     ``announce`` the training plan (examples, held out, steps) before training starts.
     ``ranks``: rank 0 of a multi-process launch, whose other processes run :func:`help_train`.
+
+    The run is one trace: a ``finetune`` span with a ``train.step`` span per optimiser step.
     """
+    traced = {tracing.ADAPTER: plan.name, tracing.MODEL: runtime.settings.generator.model}
+    with tracing.current_span("finetune", attributes=traced) as span:
+        trained = _train_adapter(
+            runtime, plan, progress, on_dataset, announce, show_progress, ranks
+        )
+        span.set_attributes(
+            {
+                "lorag.adapter.version": trained.record.version,
+                "lorag.train.steps": trained.result.steps,
+                "lorag.train.final_loss": trained.result.final_loss,
+                "lorag.train.tokens": trained.result.tokens,
+            }
+        )
+    return trained
+
+
+def _train_adapter(
+    runtime: Runtime,
+    plan: FinetunePlan,
+    progress: Progress | None,
+    on_dataset: Callable[[SynthReport, Path], None] | None,
+    announce: Callable[[str], None] | None,
+    show_progress: bool,
+    ranks: Ranks,
+) -> Trained:
     from assistant.core.registry import TrainingOrigin
     from finetune.run import run_finetune
     from finetune.synth import build_raft_dataset
 
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     config, run_dir = _checked_run(runtime, plan)
     if not plan.resume and run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    data = _dataset_path(plan, run_dir)
-    source_doc_ids: list[str] = []
-    if plan.from_collection is not None and not (plan.resume and data.is_file()):
-        report = build_raft_dataset(
-            runtime,
-            plan.from_collection,
-            data,
-            teacher=_teacher(runtime, plan.teacher),
-            max_chunks=plan.max_chunks,
-            distractors=plan.distractors,
-            abstain_fraction=plan.abstain_fraction,
-            seed=config.seed,
-            show_progress=show_progress,
-        )
-        source_doc_ids = report.source_doc_ids
-        if on_dataset is not None:
-            on_dataset(report, data)
+    data = plan.data
+    if plan.from_feedback is not None:
+        data = _feedback_dataset(runtime, plan, run_dir, announce)
+    if plan.from_collection is not None:
+        dataset = plan.dataset_out or run_dir / "dataset.jsonl"
+        if not (plan.resume and dataset.is_file()):
+            report = build_raft_dataset(
+                runtime,
+                plan.from_collection,
+                dataset,
+                teacher=_teacher(runtime, plan.teacher),
+                max_chunks=plan.max_chunks,
+                distractors=plan.distractors,
+                abstain_fraction=plan.abstain_fraction,
+                seed=config.seed,
+                show_progress=show_progress,
+            )
+            if on_dataset is not None:
+                on_dataset(report, dataset)
+        data = dataset
+    assert data is not None
+
+    doc_ids = row_doc_ids(data)  # before training: an erasure meanwhile rewrites the rows
+    hashes = _content_hashes(runtime, doc_ids)
     if ranks.distributed:  # a GGUF base is converted once, here, not by every process at once
         from assistant.core.models import resolve_generator_path
 
         resolve_generator_path(runtime.settings)
     ranks.barrier()  # the other processes wait for the run folder, the dataset and the base
-
     result = run_finetune(
         runtime.settings, config, data, run_dir, plan.resume, progress, announce, ranks
     )
-    if plan.from_collection is not None:
-        result = _with_held_out_checks(runtime, plan.from_collection, config, data, result)
+    collection = plan.from_collection or plan.from_feedback
+    if collection is not None:
+        result = _with_held_out_checks(runtime, collection, config, data, result)
     origin = TrainingOrigin.of(
         runtime.settings,
         method=config.method,
         dataset_fingerprint=result.data_fingerprint,
-        source_doc_ids=source_doc_ids,
+        source_doc_ids=doc_ids,
+        source_doc_hashes=hashes,
     )
-    record = runtime.registry.register(plan.name, run_dir, origin, version=plan.version)
-    return Trained(record, result)
+    record = runtime.registry.register(
+        plan.name, run_dir, origin, version=plan.version, dataset=data
+    )
+    return Trained(_tainted_since(runtime, record, started), result)
 
 
 def help_train(runtime: Runtime, plan: FinetunePlan, ranks: Ranks) -> None:
@@ -151,33 +197,162 @@ def help_train(runtime: Runtime, plan: FinetunePlan, ranks: Ranks) -> None:
 
     config, run_dir = _checked_run(runtime, plan)
     ranks.barrier()
-    data = _dataset_path(plan, run_dir)
+    data = plan.data or plan.dataset_out or run_dir / "dataset.jsonl"
     run_finetune(runtime.settings, config, data, run_dir, plan.resume, ranks=ranks)
 
 
 def _checked_run(runtime: Runtime, plan: FinetunePlan) -> tuple[TrainConfig, Path]:
     """The training config and run folder of ``plan``, or the error that refuses it (see
-    :func:`train_adapter`); nothing is written."""
-    if (plan.data is None) == (plan.from_collection is None):
-        raise ConfigError("give exactly one of a dataset file or a collection to train from")
+    :func:`train_adapter`; :class:`RunAlreadyRegistered` for a finished run); nothing is
+    written."""
+    sources = (plan.data, plan.from_collection, plan.from_feedback)
+    if sum(source is not None for source in sources) != 1:
+        raise ConfigError(
+            "give exactly one of a dataset file, a collection, or a collection's feedback to "
+            "train from"
+        )
     config = load_train_config(plan.recipe, plan.overrides)
+    run_dir = run_dir_for(runtime, plan.name, plan.version)
+    if plan.resume:
+        finished = _registered_from(runtime, plan.name, run_dir)
+        if finished is not None:  # killed after registering: nothing is left to do
+            raise RunAlreadyRegistered(finished)
     versions = [r.version for r in runtime.registry.list() if r.name == plan.name]
     if versions and plan.version is None:
         listed = ", ".join(map(str, versions))
         raise AdapterError(
             f"adapter {plan.name!r} already exists (versions {listed}); pass --version N"
         )
-    run_dir = run_dir_for(runtime, plan.name, plan.version)
     if plan.resume and not run_dir.is_dir():
         raise LoragError(f"no interrupted run of {plan.name!r} to resume in {run_dir}")
     return config, run_dir
 
 
-def _dataset_path(plan: FinetunePlan, run_dir: Path) -> Path:
-    """The JSONL file ``plan`` trains on: its ``data``, or where its collection's dataset goes."""
-    if plan.data is not None:
-        return plan.data
-    return plan.dataset_out or run_dir / "dataset.jsonl"
+class RunAlreadyRegistered(LoragError):
+    """``resume`` of a run that had finished and registered its adapter (the process was
+    stopped after that): ``record`` is the version it registered."""
+
+    def __init__(self, record: AdapterRecord) -> None:
+        super().__init__(
+            f"the run of {record.name!r} had already finished and registered {record.ref}; "
+            "there is nothing to resume"
+        )
+        self.record = record
+
+
+def _registered_from(runtime: Runtime, name: str, run_dir: Path) -> AdapterRecord | None:
+    """The version of ``name`` registered from ``run_dir``: the one holding a copy of the
+    run's final ``metrics.json`` (written before it registers)."""
+    from assistant.core.registry import METRICS_FILE
+
+    metrics = run_dir / METRICS_FILE
+    if not metrics.is_file():
+        return None
+    written = metrics.read_bytes()
+    return next(
+        (
+            record
+            for record in runtime.registry.list()
+            if record.name == name
+            and (record.adapter_dir / METRICS_FILE).is_file()
+            and (record.adapter_dir / METRICS_FILE).read_bytes() == written
+        ),
+        None,
+    )
+
+
+def retrain_adapter(
+    runtime: Runtime,
+    ref: str,
+    overrides: dict[str, str] | None = None,
+    *,
+    progress: Progress | None = None,
+    announce: Callable[[str], None] | None = None,
+) -> Trained:
+    """Train the version ``ref`` names again, as the next version of its name: on its kept
+    training rows (an erasure has removed the rows of the documents it erased) with its own
+    recipe (``train_config.json``) and ``overrides``. The new version is a candidate.
+
+    Refused (:class:`AdapterError`) for a version that kept no training rows (registered before
+    lorag kept them, or from a run without a dataset file), or none is left.
+    """
+    from assistant.core.registry import TRAINING_DATA
+
+    record = runtime.registry.get(ref)
+    data = record.adapter_dir / TRAINING_DATA
+    if not data.is_file():
+        raise AdapterError(
+            f"{record.ref} kept no training rows to train on again (it was registered before "
+            "lorag kept them, or without a dataset file): train a new version with `lorag "
+            f"finetune --name {record.name} --version N` and a dataset or a collection"
+        )
+    if count_rows(data) == 0:
+        raise AdapterError(
+            f"{record.ref}: no training row is left once the erased documents' rows are "
+            f"removed; delete the version (`lorag adapters delete {record.ref}`)"
+        )
+    recipe = record.adapter_dir / "train_config.json"
+    versions = [r.version for r in runtime.registry.list() if r.name == record.name]
+    plan = FinetunePlan(
+        name=record.name,
+        data=data,
+        recipe=str(recipe) if recipe.is_file() else DEFAULT_RECIPE,
+        overrides=overrides or {},
+        version=max(versions) + 1,
+    )
+    return train_adapter(runtime, plan, progress=progress, announce=announce)
+
+
+def _tainted_since(runtime: Runtime, record: AdapterRecord, started: str) -> AdapterRecord:
+    """``record`` tainted by the erasures of its source documents that happened while it was
+    being made (since ``started``): they ran before it was registered, so could not reach it."""
+    from assistant.erasure import erasures_since
+
+    for report in erasures_since(runtime.settings.data_dir, started):
+        erased = {document["doc_id"] for document in report["documents"]}
+        if hit := erased.intersection(record.source_doc_ids):
+            runtime.registry.taint(
+                hit,
+                collection=report["collection"],
+                erasure_id=report["erasure_id"],
+                erased_at=report["erased_at"],
+            )
+    return runtime.registry.get(record.ref)
+
+
+def _feedback_dataset(
+    runtime: Runtime, plan: FinetunePlan, run_dir: Path, announce: Callable[[str], None] | None
+) -> Path:
+    """The run's dataset made from the feedback on ``plan.from_feedback`` (kept on resume)."""
+    from assistant.feedback_dataset import build_feedback_dataset
+
+    assert plan.from_feedback is not None
+    dataset = plan.dataset_out or run_dir / "dataset.jsonl"
+    if plan.resume and dataset.is_file():
+        return dataset
+    made = build_feedback_dataset(runtime.store, runtime.feedback, plan.from_feedback, dataset)
+    if announce is not None:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in made.targets.items())
+        skipped = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in made.skipped.items())
+        announce(
+            f"dataset: {made.rows} rows from feedback ({kinds})"
+            + (f"; skipped: {skipped}" if skipped else "")
+            + f" → {dataset}"
+        )
+    return dataset
+
+
+def _content_hashes(runtime: Runtime, doc_ids: list[str]) -> dict[str, str]:
+    """The content hash the store holds for each of ``doc_ids`` (in any collection; a document
+    no collection holds now has none)."""
+    wanted = set(doc_ids)
+    store = runtime.store
+    return {
+        info.doc_id: info.file_hash
+        for name in store.list_collections()
+        for info in store.documents(name)
+        if info.doc_id in wanted
+    }
 
 
 def _teacher(runtime: Runtime, model: str | None) -> HFGenerator | None:

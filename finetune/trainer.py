@@ -45,6 +45,7 @@ from assistant.core.files import write_json
 from assistant.core.models import PICKLE_SUFFIXES
 from assistant.core.prompt import DEFAULT_TEMPLATE
 from assistant.core.settings import Settings
+from assistant.core.tracing import record_span
 from finetune.batches import Batch, loss_sum, loss_totals, make_batches
 from finetune.checkpoint import (
     latest_checkpoint,
@@ -222,6 +223,9 @@ def train(
         state["train_seconds"] += seconds
         state["history"].append(
             {"step": step, "loss": loss, "lr": learning_rate, "tokens": tokens, "seconds": seconds}
+        )
+        record_span(
+            "train.step", seconds, {f"lorag.train.{k}": v for k, v in state["history"][-1].items()}
         )
         eval_loss = None
         eval_due = step == total or (config.eval_every and step % config.eval_every == 0)

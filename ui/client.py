@@ -19,7 +19,7 @@ from urllib.parse import unquote
 
 import httpx
 
-from ui.schemas import Adapter, Answer, Collection, Document, Job, Passage
+from ui.schemas import Adapter, Answer, Collection, Document, Erasure, Feedback, Job, Passage
 
 UploadFile = tuple[str, bytes]
 """A file to upload: its name and its bytes."""
@@ -144,6 +144,14 @@ class LoragClient:
             raise self._unreachable(error) from None
         raise ApiError(None, "The answer stream ended before the answer was complete.")
 
+    def feedback(self, answer_id: str, rating: str, correction: str | None = None) -> Feedback:
+        """Rate the answer ``answer_id`` ``"up"`` or ``"down"``, with the answer it should have
+        been (``correction``), if given."""
+        body: dict[str, Any] = {"answer_id": answer_id, "rating": rating}
+        if correction:
+            body["correction"] = correction
+        return cast(Feedback, self._json("POST", "/v1/feedback", json=body))
+
     # ------------------------------------------------------------------------------ collections
 
     def collections(self) -> list[Collection]:
@@ -162,9 +170,12 @@ class LoragClient:
         """The documents of ``collection``."""
         return cast(list[Document], self._json("GET", f"/v1/collections/{collection}/documents"))
 
-    def delete_document(self, collection: str, doc_id: str) -> None:
-        """Delete one document (all its chunks)."""
-        self._request("DELETE", f"/v1/collections/{collection}/documents/{doc_id}")
+    def delete_document(self, collection: str, doc_id: str) -> Erasure:
+        """Erase one document (its chunks, and what was made from it): what the erasure
+        reached."""
+        path = f"/v1/collections/{collection}/documents/{doc_id}"
+        self._request("DELETE", path)
+        return cast(list[Erasure], self._json("GET", f"{path}/erasure")["erasures"])[-1]
 
     def upload(self, collection: str, files: list[UploadFile]) -> str:
         """Upload ``files`` to be ingested into ``collection``: the ingest job's id."""

@@ -47,6 +47,7 @@ class Timings(TypedDict):
 
 
 class Answer(TypedDict):
+    answer_id: str
     answer: str
     abstained: bool
     abstain_reason: str | None
@@ -99,6 +100,14 @@ class Job(TypedDict):
     result: dict[str, Any] | None
 
 
+class Taint(TypedDict):
+    doc_id: str
+    collection: str
+    erased_at: str
+    erasure_id: str
+    trained_hash: str | None
+
+
 class Adapter(TypedDict):
     name: str
     version: int
@@ -108,3 +117,24 @@ class Adapter(TypedDict):
     base_model: str
     created_at: str
     metrics: dict[str, Any]
+    source_doc_ids: list[str]
+    tainted: bool
+    tainted_by: list[Taint]
+
+
+class Feedback(TypedDict):
+    feedback_id: str
+    answer_id: str
+    rating: Literal["up", "down"]
+    corrected: bool
+    collection: str
+    adapter: str | None
+
+
+class Erasure(TypedDict):
+    erasure_id: str
+    erased_at: str
+    collection: str
+    adapters_tainted: list[str]
+    training_rows_removed: dict[str, int]
+    feedback_removed: int

@@ -2,12 +2,13 @@
 
 :meth:`Answering.question` checks a request before anything is queued: the key's read right on
 the collection (403), the collection (404; 400 when the key can read none yet), the question
-(422), the adapter (404 when unknown, 422 when trained on another base), and caps the answer's
-length at ``api.max_new_tokens``.
+(422), the adapter (404 when unknown, 422 when trained on another base, 409 when tainted by an
+erasure), and caps the answer's length at ``api.max_new_tokens``.
 The answer then runs on the generation queue (:mod:`assistant.api.queue`): :meth:`answer` waits
 for it, :meth:`open_stream` yields its tokens as they come. Both give up after
 ``api.request_timeout_s`` (503, the answer is stopped). One loaded base model serves every
-adapter: an adapter is attached to it the first time it is asked for, then switched to.
+adapter: an adapter is attached to it the first time it is asked for, then switched to. Each
+answer is remembered under its request id (:mod:`assistant.api.recent`) for feedback to name.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import AsyncGenerator, Callable, Generator
 from concurrent.futures import Future
 from contextlib import closing
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from fastapi import HTTPException
 
@@ -28,13 +29,17 @@ from assistant.api.audit import AuditLog
 from assistant.api.auth import Principal
 from assistant.api.metrics import Metrics
 from assistant.api.queue import GenerationQueue, QueueFull
+from assistant.api.recent import GivenAnswer, RecentAnswers
 from assistant.conversation import Conversation
 from assistant.core.errors import AdapterError, CollectionNotFoundError
-from assistant.core.registry import AdapterRecord, check_base
+from assistant.core.registry import AdapterRecord, check_base, check_untainted
 from assistant.core.types import Answer, Citation
 from assistant.engine import AnswerEvent, Done, Token, check_question
 from assistant.runtime import BASE, Runtime
 from ingestion.chunking import document_id
+
+R = TypeVar("R")
+E = TypeVar("E")
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,8 @@ class Answered:
     question: Question
     queue_s: float
     tokens: int
+    answer_id: str
+    """The request id: the answer's audit line carries it, and feedback names it."""
 
 
 class AnswerCancelled(Exception):
@@ -76,6 +83,7 @@ class Answering:
         self.metrics = metrics
         self.audit = audit
         self.api = runtime.settings.api
+        self.recent = RecentAnswers(self.api.feedback_answers)
         self._adapter_lock = threading.Lock()
 
     def question(
@@ -114,7 +122,7 @@ class Answering:
 
     def resolve_adapter(self, ref: str | None, collection: str | None) -> AdapterRecord | None:
         """The adapter version ``ref`` names (``None``: the one bound to ``collection``;
-        ``"base"``: none); 404 for an unknown one."""
+        ``"base"``: none); 404 for an unknown one, 409 for one tainted by an erasure."""
         registry = self.runtime.registry
         if ref == BASE:
             return None
@@ -126,20 +134,15 @@ class Answering:
         except AdapterError as error:
             raise HTTPException(404, str(error)) from None
         check_base(record, self.runtime.settings)
+        check_untainted(record)
         return record
 
     async def answer(self, question: Question, caller: Principal, request_id: str) -> Answered:
         """The whole answer (503 when the queue is full or the answer runs past the timeout)."""
-        cancel = threading.Event()
         submitted = time.perf_counter()
-        future = self._submit(
-            lambda: self._generate(question, caller, request_id, cancel, None, submitted)
+        return await self.run_queued(
+            lambda cancel: self._generate(question, caller, request_id, cancel, None, submitted)
         )
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), self.api.request_timeout_s)
-        except TimeoutError:
-            cancel.set()
-            raise self._timed_out() from None
 
     def open_stream(
         self, question: Question, caller: Principal, request_id: str
@@ -149,23 +152,44 @@ class Answering:
         Closing the iterator early (the client left) stops the answer. Running past the timeout
         raises an HTTPException(503) from the iterator.
         """
+        submitted = time.perf_counter()
+        return self.stream_queued(
+            lambda emit, cancel: self._generate(
+                question, caller, request_id, cancel, emit, submitted
+            )
+        )
+
+    async def run_queued(self, work: Callable[[threading.Event], R]) -> R:
+        """``work(cancel)``'s result, run on the generation queue (503 when the queue is full
+        or the work runs past ``api.request_timeout_s``; ``cancel`` is then set)."""
+        cancel = threading.Event()
+        future = self._submit(lambda: work(cancel))
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), self.api.request_timeout_s)
+        except TimeoutError:
+            cancel.set()
+            raise self._timed_out() from None
+
+    def stream_queued(
+        self, work: Callable[[Callable[[E], None], threading.Event], R]
+    ) -> AsyncGenerator[E | R, None]:
+        """Queue ``work(emit, cancel)`` now (503 at once when full); what it emits as it runs,
+        then its result. Closing the iterator early sets ``cancel``; running past the timeout
+        raises an HTTPException(503) from the iterator."""
         loop = asyncio.get_running_loop()
-        events: asyncio.Queue[Token | None] = asyncio.Queue()
+        events: asyncio.Queue[E | None] = asyncio.Queue()
         cancel = threading.Event()
 
-        def emit(item: Token | None) -> None:
+        def emit(item: E | None) -> None:
             try:
                 loop.call_soon_threadsafe(events.put_nowait, item)
             except RuntimeError:  # the loop is gone: nobody is listening
                 cancel.set()
 
-        submitted = time.perf_counter()
-        future = self._submit(
-            lambda: self._generate(question, caller, request_id, cancel, emit, submitted)
-        )
+        future = self._submit(lambda: work(emit, cancel))
         future.add_done_callback(lambda _: emit(None))
 
-        async def drain() -> AsyncGenerator[Token | Answered, None]:
+        async def drain() -> AsyncGenerator[E | R, None]:
             deadline = loop.time() + self.api.request_timeout_s
             try:
                 while (
@@ -181,7 +205,7 @@ class Answering:
 
         return drain()
 
-    def _submit(self, work: Callable[[], Answered]) -> Future[Answered]:
+    def _submit(self, work: Callable[[], R]) -> Future[R]:
         try:
             return self.queue.submit(work)
         except QueueFull as full:
@@ -253,7 +277,11 @@ class Answering:
             answer=answer,
             request_id=request_id,
         )
-        return Answered(answer, question, queue_s, tokens)
+        given = GivenAnswer(
+            caller.key_id, question.collection, record.ref if record else None, answer
+        )
+        self.recent.remember(request_id, given)
+        return Answered(answer, question, queue_s, tokens, request_id)
 
     def attach(self, record: AdapterRecord | None, collection: str) -> str | None:
         """Load ``record``'s adapter onto the base (once) and return its name there."""
@@ -289,6 +317,7 @@ def ask_response(answered: Answered) -> dict[str, Any]:
     first = timings.get("first_token_s")
     prompt_tokens = timings.get("prompt_tokens")
     return {
+        "answer_id": answered.answer_id,
         "answer": answer.text,
         "abstained": answer.abstained,
         "abstain_reason": answer.abstain_reason,

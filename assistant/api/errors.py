@@ -3,7 +3,8 @@
 - A request that does not parse or validate: 400 for a body that is not JSON, else 422, the
   message naming each field (``body.question: Field required``).
 - A problem lorag reports (:class:`LoragError`): 404 for an unknown collection, document or
-  passage, 503 for a store in use elsewhere, else 422, with lorag's own message.
+  passage, 409 for an adapter tainted by an erasure, 503 for a store in use elsewhere, else
+  422, with lorag's own message.
 - An ``HTTPException`` raised by a route: its status, message and headers.
 - Anything else: 500 with the request id to find the traceback in the log.
 
@@ -23,7 +24,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assistant.core.errors import (
+    AdapterTaintedError,
     CollectionNotFoundError,
+    GeneratorUnavailableError,
     LoragError,
     SourceNotFoundError,
     StoreLockedError,
@@ -31,11 +34,13 @@ from assistant.core.errors import (
 
 log = logging.getLogger("lorag.api")
 
-OPENAI_PATHS = ("/v1/chat/", "/v1/models")
+OPENAI_PATHS = ("/v1/chat/", "/v1/models", "/generate/v1/")
 _LORAG_STATUS: tuple[tuple[type[LoragError], int], ...] = (
     (CollectionNotFoundError, 404),
     (SourceNotFoundError, 404),
+    (AdapterTaintedError, 409),
     (StoreLockedError, 503),
+    (GeneratorUnavailableError, 502),
 )
 _OPENAI_TYPES = {
     401: "authentication_error",

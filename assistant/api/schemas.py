@@ -94,6 +94,10 @@ class Timings(BaseModel):
 
 
 class AskResponse(BaseModel):
+    answer_id: str = Field(
+        description="The request id (X-Request-ID, also in the answer's audit line): what "
+        "POST /v1/feedback names."
+    )
     answer: str
     abstained: bool
     abstain_reason: str | None
@@ -113,6 +117,29 @@ class AskResponse(BaseModel):
     timings: Timings
 
 
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    answer_id: str = Field(
+        min_length=1,
+        max_length=64,
+        description="The answer's answer_id (its request id): one of the server's recent answers.",
+    )
+    rating: Literal["up", "down"]
+    correction: str | None = Field(
+        None, max_length=4000, description="The answer that should have been given."
+    )
+
+
+class FeedbackOut(BaseModel):
+    feedback_id: str
+    answer_id: str
+    rating: Literal["up", "down"]
+    corrected: bool
+    collection: str
+    adapter: str | None = Field(description="The adapter that answered (NAME@VERSION), or null.")
+
+
 # ------------------------------------------------------------------------------------ OpenAI
 
 
@@ -121,6 +148,14 @@ class ChatMessage(BaseModel):
 
     role: str
     content: str | list[dict[str, Any]] | None = None
+
+    def text(self) -> str:
+        """The content as text (the text parts of a list of parts, joined by spaces)."""
+        if isinstance(self.content, list):
+            return " ".join(
+                str(part.get("text", "")) for part in self.content if part.get("type") == "text"
+            )
+        return self.content or ""
 
 
 class ChatRequest(BaseModel):
@@ -146,6 +181,40 @@ class ChatRequest(BaseModel):
     top_k: int | None = Field(None, ge=1, le=50, description="lorag: sources given to the model.")
 
 
+class GenerateRequest(BaseModel):
+    """OpenAI's chat completion request to the plain model server (``/generate/v1``); fields it
+    does not use (``logit_bias``, ``top_p``, ...) are accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(description="The base model (generator.model) or a loaded adapter.")
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool | None = False
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    avoid: list[str] = Field(
+        default_factory=list,
+        max_length=8,
+        description="lorag: the reply may not start with the first token of any of these.",
+    )
+
+
+class LoadLoraAdapterRequest(BaseModel):
+    """vLLM's ``/v1/load_lora_adapter`` body."""
+
+    lora_name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,127}$")
+    lora_path: str = Field(min_length=1, description="A PEFT adapter folder on the server.")
+
+
+class UnloadLoraAdapterRequest(BaseModel):
+    """vLLM's ``/v1/unload_lora_adapter`` body."""
+
+    model_config = ConfigDict(extra="allow")
+
+    lora_name: str
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str
@@ -161,6 +230,17 @@ class Usage(BaseModel):
     prompt_tokens: int = Field(description="Tokens of the question (retrieved sources excluded).")
     completion_tokens: int
     total_tokens: int
+
+
+class PlainCompletion(BaseModel):
+    """A plain model server's chat completion (no lorag fields)."""
+
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: Usage
 
 
 class ChatCompletion(BaseModel):
@@ -224,6 +304,36 @@ class DocumentOut(BaseModel):
     ingested_at: float = Field(description="Unix time.")
 
 
+class ErasedDocumentOut(BaseModel):
+    doc_id: str
+    source: str
+    content_hash: str = Field(description="The document's content hash as the store knew it.")
+    chunks_removed: int
+
+
+class ErasureOut(BaseModel):
+    erasure_id: str = Field(description="Also in the erasure's audit line.")
+    erased_at: str
+    collection: str
+    requested_by: str = Field(description="The key id (cli: the command line).")
+    request_id: str | None = Field(description="The request that erased (its audit line's).")
+    documents: list[ErasedDocumentOut]
+    collection_deleted: bool
+    adapters_tainted: list[str] = Field(description="Versions (NAME@VERSION) trained on them.")
+    training_rows_removed: dict[str, int] = Field(
+        description="Rows of the documents removed, by dataset file under the data dir."
+    )
+    feedback_removed: int = Field(description="Ratings of answers that rested on them.")
+    files_erased: list[str] = Field(description="Files removed or rewritten, under the data dir.")
+    store_rewritten: bool
+
+
+class ErasureReportOut(BaseModel):
+    doc_id: str
+    collection: str
+    erasures: list[ErasureOut] = Field(description="Every erasure of the document, oldest first.")
+
+
 class PassageOut(BaseModel):
     doc_id: str
     source: str
@@ -275,6 +385,14 @@ class JobOut(BaseModel):
 # ------------------------------------------------------------------------------------ adapters
 
 
+class TaintOut(BaseModel):
+    doc_id: str
+    collection: str
+    erased_at: str
+    erasure_id: str
+    trained_hash: str | None = Field(description="The content hash the adapter was trained on.")
+
+
 class AdapterOut(BaseModel):
     name: str
     version: int
@@ -287,6 +405,13 @@ class AdapterOut(BaseModel):
     lora_gguf_sha256: str | None = Field(
         None, description="Its GGUF LoRA file's sha256: it passed its llama.cpp parity check."
     )
+    source_doc_ids: list[str] = Field(
+        default_factory=list, description="The documents its training rows came from."
+    )
+    tainted: bool = Field(
+        False, description="A document it was trained on was erased: it is not served."
+    )
+    tainted_by: list[TaintOut] = Field(default_factory=list)
 
 
 class AdapterDetail(BaseModel):
@@ -315,6 +440,11 @@ class Readiness(BaseModel):
     reranker: str | None = Field(None, description="The cross-encoder; null: no reranking.")
     adapters_loaded: list[str]
     store: str
+    generator_server: str | None = Field(
+        None,
+        description='The remote generator server (generator.backend "remote"): "ok" or what is '
+        "wrong with it; null: the model runs in this process.",
+    )
 
 
 # ------------------------------------------------------------------------------------ OpenAPI

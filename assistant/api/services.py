@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 
 from assistant.api.answering import Answering
 from assistant.api.audit import AuditLog, audit_path
+from assistant.api.generating import ModelServing
 from assistant.api.jobs import JobManager
 from assistant.api.metrics import Metrics
 from assistant.api.queue import GenerationQueue
@@ -37,6 +38,7 @@ class Services:
     jobs: JobManager
     audit: AuditLog
     answering: Answering
+    serving: ModelServing
     started_at: float
     owns_runtime: bool
 
@@ -60,6 +62,7 @@ def start_services(settings: Settings, metrics: Metrics, runtime: Runtime | None
         jobs = JobManager(settings.data_dir / API_DIR, metrics)
         jobs.recover()
         clear_uploads(runtime)
+        answering = Answering(runtime, queue, metrics, audit)
     except BaseException:
         if owns:
             runtime.close()
@@ -71,7 +74,8 @@ def start_services(settings: Settings, metrics: Metrics, runtime: Runtime | None
         queue=queue,
         jobs=jobs,
         audit=audit,
-        answering=Answering(runtime, queue, metrics, audit),
+        answering=answering,
+        serving=ModelServing(runtime, answering, metrics, audit),
         started_at=time.time(),
         owns_runtime=owns,
     )

@@ -181,7 +181,11 @@ def train(runtime: Runtime, plan: FinetunePlan, dataset: str | None) -> Work:
             )
             context.check_cancelled()
 
-        source = f"collection {plan.from_collection!r}" if plan.from_collection else "dataset"
+        source = "dataset"
+        if plan.from_collection:
+            source = f"collection {plan.from_collection!r}"
+        elif plan.from_feedback:
+            source = f"feedback on collection {plan.from_feedback!r}"
         context.progress(0.0, f"preparing the training data from the {source}")
         try:
             trained = train_adapter(

@@ -15,6 +15,7 @@ from assistant.cli.batch import batch, evaluate
 from assistant.cli.documents import collections, documents_app, ingest
 from assistant.cli.finetune import finetune
 from assistant.cli.serve import serve
+from assistant.cli.store import store_app
 from assistant.cli.ui import ui
 
 app = typer.Typer(
@@ -33,5 +34,6 @@ app.command()(serve)
 app.command()(ui)
 app.add_typer(documents_app, name="documents")
 app.add_typer(adapters_app, name="adapters")
+app.add_typer(store_app, name="store")
 
 __all__ = ["app"]

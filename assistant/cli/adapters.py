@@ -1,4 +1,6 @@
-"""``lorag adapters``: list, show, delete, promote, roll back, merge, export and bind adapters."""
+"""``lorag adapters``: list, show, delete, promote, roll back, merge, export, bind and retrain
+adapters. A version tainted by an erasure (a document it was trained on was deleted) is listed
+as such and is not served; ``retrain`` builds a new version from its kept rows without it."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Annotated, Literal
 import typer
 from rich.table import Table
 
-from assistant.cli.common import out, runtime
+from assistant.cli.common import out, parse_overrides, runtime
 from assistant.core.registry import AdapterRecord
 
 adapters_app = typer.Typer(help="Manage fine-tuned adapters.", no_args_is_help=True)
@@ -37,7 +39,7 @@ def adapters_list() -> None:
     for record in records:
         table.add_row(
             record.ref,
-            record.status,
+            f"{record.status}, [red]tainted[/red]" if record.tainted else record.status,
             record.method,
             record.base_model,
             "llama.cpp" if routed and record.lora_gguf_sha256 else "transformers",
@@ -45,6 +47,13 @@ def adapters_list() -> None:
             _metrics(record),
         )
     out.print(table)
+    for record in records:
+        for taint in record.tainted_by:
+            out.print(
+                f"[red]{record.ref} is tainted[/red]: trained on {taint.describe()}; not served "
+                f"until retrained (`lorag adapters retrain {record.ref}`)",
+                highlight=False,
+            )
 
 
 @adapters_app.command("show")
@@ -116,3 +125,28 @@ def adapters_bind(
     with runtime() as rt:
         rt.registry.bind(collection, ref)
     out.print(f"{collection}: {'bound to ' + ref if ref else 'no adapter'}")
+
+
+@adapters_app.command("retrain")
+def adapters_retrain(
+    ref: RefArgument,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a field of its recipe, e.g. --set max_steps=50."),
+    ] = None,
+) -> None:
+    """Train a version again on its kept training rows (those of erased documents are gone) as
+    the next version of its name, a candidate; promote it to serve it."""
+    from assistant.training import retrain_adapter
+
+    overrides = parse_overrides(set_ or [])
+    with runtime() as rt:
+        trained = retrain_adapter(
+            rt, ref, overrides, announce=lambda text: out.print(text, highlight=False)
+        )
+    record = trained.record
+    out.print(
+        f"registered {record.ref} (candidate) from {len(record.source_doc_ids)} source "
+        f"documents: `lorag adapters promote {record.ref}` to serve it",
+        highlight=False,
+    )

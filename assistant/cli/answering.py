@@ -1,10 +1,16 @@
-"""``lorag ask`` and ``lorag chat``: answers streamed to the terminal, then their sources."""
+"""``lorag ask`` and ``lorag chat``: answers streamed to the terminal, then their sources.
+
+In ``lorag chat``, ``/up`` or ``/down`` (optionally followed by the answer that should have been
+given) rates the last answer; the rating goes to the feedback log (:mod:`assistant.feedback`),
+which ``lorag finetune --from-feedback`` trains on.
+"""
 
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import asdict
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,18 +19,24 @@ from assistant.cli.common import (
     CollectionOption,
     RerankerOption,
     collection_name,
+    err,
     out,
     runtime,
 )
 from assistant.core.errors import CollectionNotFoundError
 from assistant.core.types import Answer, Citation
-from assistant.runtime import Runtime
+from assistant.runtime import CLI_USER, Runtime
+
+if TYPE_CHECKING:
+    from assistant.feedback import Rating
 
 WITHDRAWN = {
     "model_declined": "the model found no answer in the sources",
     "unsupported": "the draft above is not supported by the sources",
 }
 REDRAFTED = "the draft above was not in the sources; the second draft"
+RATINGS: dict[str, Rating] = {"/up": "up", "/down": "down"}
+RATE_HINT = "rate it with /up or /down (after /down, the right answer if you know it)"
 
 
 def print_answer(answer: Answer) -> None:
@@ -128,9 +140,11 @@ def chat(collection: CollectionOption = None, adapter: AdapterOption = None) -> 
 
     with runtime() as rt:
         name = checked_target(rt, None, collection, adapter)
+        choice = rt.adapter_for(adapter, name)
         adapter_key = rt.use_adapter(adapter, name)
         out.print(f"Ask about the documents in '{name}'. Empty line or Ctrl-D to leave.")
         turns: list[Turn] = []
+        last: tuple[str, Answer] | None = None
         while True:
             try:
                 question = input("\n> ").strip()
@@ -138,6 +152,9 @@ def chat(collection: CollectionOption = None, adapter: AdapterOption = None) -> 
                 break
             if not question:
                 break
+            if question.startswith("/"):
+                _rate(rt, last, question, name, choice.ref if choice else None)
+                continue
             conversation = Conversation(turns=tuple(turns))
             for event in rt.engine.stream(question, name, adapter_key, None, conversation):
                 if isinstance(event, Token):
@@ -147,3 +164,40 @@ def chat(collection: CollectionOption = None, adapter: AdapterOption = None) -> 
                     print_answer(event.answer)
                     answer = event.answer
             turns.append(Turn(question, "" if answer.abstained else answer.text))
+            last = (f"cli-{uuid.uuid4().hex[:16]}", answer)
+            out.print(f"[dim]{RATE_HINT}[/dim]")
+
+
+def _rate(
+    rt: Runtime, last: tuple[str, Answer] | None, command: str, collection: str, adapter: str | None
+) -> None:
+    """Keep the rating ``command`` (``/up`` or ``/down``, then an optional correction) gives
+    the last answer; a wrong command or nothing to rate is said, and the chat goes on."""
+    from assistant.feedback import Feedback
+
+    word, _, correction = command.partition(" ")
+    rating = RATINGS.get(word)
+    if rating is None:
+        err.print(f"unknown command {word!r}: {RATE_HINT}", highlight=False, markup=False)
+        return
+    if last is None:
+        err.print("nothing to rate yet: ask a question first", highlight=False)
+        return
+    answer_id, answer = last
+    rt.feedback.append(
+        Feedback.of_answer(
+            answer,
+            answer_id=answer_id,
+            key_id=CLI_USER,
+            rating=rating,
+            correction=correction,
+            collection=collection,
+            adapter=adapter,
+        )
+    )
+    corrected = " with your correction" if correction.strip() else ""
+    out.print(
+        f"[dim]rated {rating}{corrected}: `lorag finetune --from-feedback {collection}` "
+        "trains on the feedback[/dim]",
+        highlight=False,
+    )

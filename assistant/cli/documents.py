@@ -1,7 +1,13 @@
-"""``lorag ingest``, ``lorag collections`` and ``lorag documents list|delete``."""
+"""``lorag ingest``, ``lorag collections`` and ``lorag documents list|delete|erasure-report``.
+
+Deleting documents is an erasure (:mod:`assistant.erasure`): it also taints the adapter versions
+trained on them and removes their training rows and feedback; it gets a line in the audit log,
+as the API's deletions do, and ``erasure-report`` prints what it reached.
+"""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +18,7 @@ from rich.table import Table
 from assistant.cli.common import CollectionOption, collection_name, err, fail, out, runtime
 from assistant.core.errors import CollectionNotFoundError
 from assistant.core.types import DocumentInfo
+from assistant.erasure import ErasureReport, erasure_reports
 from assistant.runtime import Runtime
 
 documents_app = typer.Typer(
@@ -97,8 +104,57 @@ def documents_delete(
                 missing.append(wanted)
             found.update((info.doc_id, info) for info in matches)
         if found:
-            rt.delete_documents(name, list(found))
-        for info in found.values():
-            out.print(f"deleted {info.source} ({info.chunk_count} chunks)", highlight=False)
+            report = rt.delete_documents(name, list(found))
+            audit_erasure(rt, "documents.delete", report)
+            for info in found.values():
+                out.print(f"deleted {info.source} ({info.chunk_count} chunks)", highlight=False)
+            print_reach(report)
     if missing:
         raise fail(f"not in collection '{name}': {', '.join(missing)}")
+
+
+@documents_app.command("erasure-report")
+def documents_erasure_report(
+    doc_id: Annotated[str, typer.Argument(help="The id of an erased document.")],
+    collection: Annotated[
+        str | None, typer.Option("--collection", "-c", help="Only erasures from this collection.")
+    ] = None,
+) -> None:
+    """What erasing a document reached, as JSON: chunks, files, adapters tainted, rows removed."""
+    with runtime() as rt:
+        found = erasure_reports(rt.settings.data_dir, doc_id, collection)
+    if not found:
+        where = f" from collection '{collection}'" if collection else ""
+        raise fail(f"document {doc_id} was never erased{where}")
+    print(json.dumps(found, indent=2, ensure_ascii=False))
+
+
+def audit_erasure(rt: Runtime, action: str, report: ErasureReport) -> None:
+    """The erasure's line in the audit log (the one the API writes to), as the API writes it."""
+    from assistant.api.audit import AuditLog, audit_path
+
+    settings = rt.settings
+    log = AuditLog(audit_path(settings), question_text=settings.api.log_question_text)
+    log.change(key_id=report.requested_by, action=action, target=report.audit_target())
+
+
+def print_reach(report: ErasureReport) -> None:
+    """What the erasure reached beyond the chunks, and where its report is."""
+    for ref in report.adapters_tainted:
+        out.print(
+            f"[yellow]tainted {ref}[/yellow]: it was trained on an erased document and is no "
+            f"longer served; `lorag adapters retrain {ref}` rebuilds it without",
+            highlight=False,
+        )
+    rows = sum(report.training_rows_removed.values())
+    if rows or report.feedback_removed:
+        out.print(
+            f"removed {rows} training rows (kept by adapters and training runs) and "
+            f"{report.feedback_removed} feedback entries",
+            highlight=False,
+        )
+    out.print(
+        f"erasure {report.erasure_id}: `lorag documents erasure-report "
+        f"{report.doc_ids[0]}` shows what it reached",
+        highlight=False,
+    )

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from assistant.cli.common import fail, out, runtime
+from assistant.cli.common import fail, out, parse_overrides, runtime
 
 if TYPE_CHECKING:
     from finetune.synth import SynthReport
@@ -19,12 +19,7 @@ if TYPE_CHECKING:
 
 
 def _overrides(pairs: list[str], qlora: bool) -> dict[str, str]:
-    overrides: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise fail(f"--set expects KEY=VALUE, got {pair!r}")
-        overrides[key.strip()] = value.strip()
+    overrides = parse_overrides(pairs)
     if qlora:
         overrides["method"] = "qlora"
     return overrides
@@ -39,6 +34,13 @@ def finetune(
     from_collection: Annotated[
         str | None,
         typer.Option(help="Make a RAFT dataset from this collection's chunks and train on it."),
+    ] = None,
+    from_feedback: Annotated[
+        str | None,
+        typer.Option(
+            help="Make the dataset from the feedback on this collection's answers: corrections "
+            "as targets, thumbs-down answers as abstentions."
+        ),
     ] = None,
     qlora: Annotated[bool, typer.Option(help="QLoRA: 4-bit NF4 base (bitsandbytes).")] = False,
     config: Annotated[
@@ -73,15 +75,23 @@ def finetune(
     Under torchrun / accelerate launch every process trains its share of each step."""
     from tqdm import tqdm
 
-    from assistant.training import FinetunePlan, help_train, train_adapter
+    from assistant.training import (
+        FinetunePlan,
+        RunAlreadyRegistered,
+        help_train,
+        train_adapter,
+    )
     from finetune.distributed import process_group
 
-    if (data is None) == (from_collection is None):
-        raise fail("give exactly one of --data FILE or --from-collection NAME")
+    if sum(source is not None for source in (data, from_collection, from_feedback)) != 1:
+        raise fail(
+            "give exactly one of --data FILE, --from-collection NAME or --from-feedback NAME"
+        )
     plan = FinetunePlan(
         name=name,
         data=data,
         from_collection=from_collection,
+        from_feedback=from_feedback,
         recipe=config or ("qlora" if qlora else "lora-cpu"),
         overrides=_overrides(set_ or [], qlora),
         version=version,
@@ -108,18 +118,23 @@ def finetune(
         )
 
     with runtime() as rt, process_group(rt.settings.generator.device) as ranks:
-        if not ranks.main:
-            help_train(rt, plan, ranks)
+        try:
+            if not ranks.main:
+                help_train(rt, plan, ranks)
+                return
+            trained = train_adapter(
+                rt,
+                plan,
+                progress=progress,
+                on_dataset=dataset_made,
+                announce=lambda text: out.print(text, highlight=False),
+                show_progress=True,
+                ranks=ranks,
+            )
+        except RunAlreadyRegistered as finished:
+            if ranks.main:
+                out.print(str(finished), highlight=False)
             return
-        trained = train_adapter(
-            rt,
-            plan,
-            progress=progress,
-            on_dataset=dataset_made,
-            announce=lambda text: out.print(text, highlight=False),
-            show_progress=True,
-            ranks=ranks,
-        )
     if bar is not None:
         bar.close()
     record, result = trained.record, trained.result

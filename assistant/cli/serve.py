@@ -8,11 +8,13 @@ base model serves every adapter.
 
 from __future__ import annotations
 
+import socket
 from typing import Annotated
 
 import typer
 
 from assistant.cli.common import out, runtime
+from assistant.core.errors import LoragError
 
 
 def serve(
@@ -20,7 +22,8 @@ def serve(
         str | None, typer.Option(help="Address to listen on (default: api.host).")
     ] = None,
     port: Annotated[
-        int | None, typer.Option(min=1, max=65535, help="Port (default: api.port).")
+        int | None,
+        typer.Option(min=0, max=65535, help="Port (default: api.port); 0: a free one, printed."),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
@@ -34,16 +37,27 @@ def serve(
         app = create_app(rt.settings, runtime=rt)
         rt.engine  # noqa: B018 - load the models and open the store before listening
         api = rt.settings.api
-        address = (host or api.host, port or api.port)
+        listening = _listen(host or api.host, api.port if port is None else port)
+        bound = listening.getsockname()[1]
         docs = " (docs: /docs)" if app.docs_url else ""
-        out.print(f"lorag API on http://{address[0]}:{address[1]}{docs}", highlight=False)
+        out.print(f"lorag API on http://{host or api.host}:{bound}{docs}", highlight=False)
         configure_logging(log_level)
-        uvicorn.run(
+        config = uvicorn.Config(
             app,
-            host=address[0],
-            port=address[1],
             log_config=None,
             log_level=log_level,
             access_log=False,
             timeout_graceful_shutdown=10,
         )
+        with listening:
+            uvicorn.Server(config).run(sockets=[listening])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` (port 0: one the system picks), so the address
+    printed is the one served; a port in use is one line naming it."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return socket.create_server((host, port), family=family)
+    except OSError as error:
+        raise LoragError(f"cannot listen on {host}:{port}: {error.strerror}") from None

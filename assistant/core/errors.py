@@ -65,3 +65,18 @@ class InvalidQuestionError(LoragError):
 
 class AdapterError(LoragError):
     """An adapter folder is missing, unsafe, or made for another base model."""
+
+
+class GeneratorUnavailableError(LoragError):
+    """The remote generator server (``generator.backend = "remote"``) cannot be reached or
+    failed; the message names its URL."""
+
+
+class StoreError(LoragError):
+    """A snapshot, restore or migration cannot be done as asked; the message says why and what
+    to do instead."""
+
+
+class AdapterTaintedError(AdapterError):
+    """An adapter version was trained on a document that has since been erased: it is not
+    served, promoted or bound until it is retrained without it."""

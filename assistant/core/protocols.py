@@ -7,7 +7,7 @@ from typing import Protocol
 
 import numpy as np
 
-from assistant.core.types import Chunk, DocumentInfo, Hit, SparseVector
+from assistant.core.types import Chunk, DocumentInfo, Hit, Snapshot, SparseVector, StoredPoint
 
 
 class Embedder(Protocol):
@@ -93,6 +93,29 @@ class VectorStore(Protocol):
 
     def optimize(self, name: str) -> None:
         """Build indexes after a bulk write; a no-op where the engine needs none."""
+        ...
+
+    def dimension(self, name: str) -> int:
+        """The size of the collection's dense vectors."""
+        ...
+
+    def points(
+        self, name: str, limit: int, offset: str | None = None
+    ) -> tuple[list[StoredPoint], str | None]:
+        """Up to ``limit`` points with their vectors, in point-id order from ``offset``, and the
+        offset of the next page (``None`` after the last)."""
+        ...
+
+    def create_snapshot(self, name: str) -> Snapshot:
+        """Save a consistent copy of collection ``name`` (where the engine can)."""
+        ...
+
+    def list_snapshots(self, name: str | None = None) -> list[Snapshot]:
+        """The snapshots of collection ``name`` (of every collection when ``None``)."""
+        ...
+
+    def restore_snapshot(self, name: str, location: str) -> None:
+        """Replace (or create) collection ``name`` with the snapshot at ``location``."""
         ...
 
     def close(self) -> None: ...

@@ -14,6 +14,7 @@ Layout under ``settings.data_dir / "adapters"``::
           metrics.json
           loss.png
           adapter.gguf              its GGUF LoRA file, when it passed its llama.cpp parity check
+          training-data.jsonl       the rows it was trained on, where the run had a dataset file
           manifest.json             what the adapter is: see :class:`AdapterRecord`
 
 A version is written to a temporary folder and renamed into place, so a failed registration
@@ -21,6 +22,12 @@ leaves nothing behind. The last entry of ``promotions.json`` is the promoted ver
 manifest says ``promoted``; earlier ones say ``archived``); ``NAME`` alone means that version,
 or the newest where none was promoted. The manifest records the base model's content hash, and
 an adapter is refused on a generator whose weights differ (:func:`check_base`).
+
+The manifest also records the documents the training rows came from (their ids and content
+hashes). Erasing one of them (:meth:`AdapterRegistry.taint`) marks every version trained on it
+as tainted, a fact in its manifest (which document, from which collection, when, by which
+erasure), and rewrites its kept training rows without the document's; a tainted version is not
+served, promoted or bound (:func:`check_untainted`) until it is retrained into a new version.
 
 Torch and peft are imported only by :meth:`AdapterRegistry.merge`.
 """
@@ -35,13 +42,13 @@ import re
 import shutil
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from assistant.core.errors import AdapterError
+from assistant.core.errors import AdapterError, AdapterTaintedError
 from assistant.core.files import read_json_object, write_json
 from assistant.core.models import (
     LORA_GGUF,
@@ -53,6 +60,7 @@ from assistant.core.models import (
 from assistant.core.prompt import TEMPLATE_FILE, PromptTemplate, load_template
 from assistant.core.settings import Settings
 from assistant.core.store.schema import check_name as check_collection_name
+from assistant.core.training_rows import drop_rows_of
 
 if TYPE_CHECKING:
     import torch
@@ -69,6 +77,8 @@ METRICS_FILE = "metrics.json"
 RUN_FILES = ("train_config.json", TEMPLATE_FILE, METRICS_FILE, "loss.png")
 """Files copied from a training run's folder, where present (the PEFT files are in its
 ``adapter/`` subfolder)."""
+TRAINING_DATA = "training-data.jsonl"
+"""A version's training rows: what :func:`assistant.training.retrain_adapter` trains on again."""
 BASE_HASHES = "base-hashes.json"
 MERGE_RECORD = "lorag-merge.json"
 
@@ -86,13 +96,15 @@ _MERGE_CHECKS = (
 
 @dataclass(frozen=True)
 class TrainingOrigin:
-    """Where an adapter comes from: the base it was trained on and the data it learnt from."""
+    """Where an adapter comes from: the base it was trained on and the data it learnt from
+    (``source_doc_hashes``: the content hash of each source document, where it is known)."""
 
     base_model: str
     base_hash: str
     method: Method
     dataset_fingerprint: str
     source_doc_ids: tuple[str, ...] = ()
+    source_doc_hashes: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -102,14 +114,37 @@ class TrainingOrigin:
         method: Method,
         dataset_fingerprint: str,
         source_doc_ids: Sequence[str] = (),
+        source_doc_hashes: Mapping[str, str] | None = None,
     ) -> TrainingOrigin:
-        """The origin of an adapter trained now on the configured generator."""
+        """The origin of an adapter trained now on the configured generator (the documents
+        of ``source_doc_hashes`` count as source documents too)."""
+        hashes = dict(sorted((source_doc_hashes or {}).items()))
         return cls(
             base_model=settings.generator.model,
             base_hash=base_model_hash(settings),
             method=method,
             dataset_fingerprint=dataset_fingerprint,
-            source_doc_ids=tuple(sorted(set(source_doc_ids))),
+            source_doc_ids=tuple(sorted({*source_doc_ids, *hashes})),
+            source_doc_hashes=hashes,
+        )
+
+
+@dataclass(frozen=True)
+class Taint:
+    """An erasure that reached an adapter version: a document it was trained on was deleted."""
+
+    doc_id: str
+    collection: str
+    erased_at: str
+    erasure_id: str
+    trained_hash: str | None = None
+    """The content hash of the document as the version was trained on it (``None``: unknown)."""
+
+    def describe(self) -> str:
+        """One phrase for messages: which document, erased from where and when."""
+        return (
+            f"document {self.doc_id} (erased from collection {self.collection!r} at "
+            f"{self.erased_at}, erasure {self.erasure_id})"
         )
 
 
@@ -132,6 +167,15 @@ class AdapterRecord:
     """The sha256 of the version's ``adapter.gguf`` (its GGUF LoRA file, kept only when the
     adapter passed its llama.cpp parity check); ``None``: it has none and answers on
     transformers."""
+    source_doc_hashes: dict[str, str] = field(default_factory=dict)
+    """The content hash of each source document the version was trained on, where known."""
+    tainted_by: tuple[Taint, ...] = ()
+    """The erasures of documents it was trained on; any: it is tainted and not served."""
+
+    @property
+    def tainted(self) -> bool:
+        """Whether a document this version was trained on has been erased."""
+        return bool(self.tainted_by)
 
     @property
     def ref(self) -> str:
@@ -152,13 +196,26 @@ class AdapterRecord:
         data = asdict(self)
         del data["adapter_dir"]
         data["source_doc_ids"] = list(self.source_doc_ids)
+        data["tainted_by"] = [asdict(taint) for taint in self.tainted_by]
         return data
 
     @classmethod
     def read(cls, folder: Path) -> AdapterRecord:
+        """The version in ``folder`` (manifests written before taints were recorded read as
+        untainted, with no content hashes)."""
         data = json.loads((folder / MANIFEST).read_text())
         data["source_doc_ids"] = tuple(data["source_doc_ids"])
+        data["tainted_by"] = tuple(Taint(**taint) for taint in data.get("tainted_by", ()))
         return cls(adapter_dir=folder, **data)
+
+
+@dataclass(frozen=True)
+class TaintedVersion:
+    """A version an erasure reached: its record, now tainted, and the training rows of the
+    erased documents removed from its kept training data."""
+
+    record: AdapterRecord
+    rows_removed: int
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
@@ -188,10 +245,17 @@ class AdapterRegistry:
     # ----------------------------------------------------------------------- writing versions
 
     def register(
-        self, name: str, run_dir: Path, origin: TrainingOrigin, *, version: int | None = None
+        self,
+        name: str,
+        run_dir: Path,
+        origin: TrainingOrigin,
+        *,
+        version: int | None = None,
+        dataset: Path | None = None,
     ) -> AdapterRecord:
-        """Copy a finished training run (``run_dir/adapter/`` + its json/png files) into a new
-        version of ``name``: version 1 for a new name, else the explicit ``version`` asked for.
+        """Copy a finished training run (``run_dir/adapter/`` + its json/png files, and the
+        ``dataset`` it trained on as :data:`TRAINING_DATA`) into a new version of ``name``:
+        version 1 for a new name, else the explicit ``version`` asked for.
 
         Refused, leaving the registry as it was: an invalid or taken name without a new
         ``version``, a taken version, an adapter folder with pickle files or without
@@ -238,6 +302,7 @@ class AdapterRegistry:
             method=origin.method,
             dataset_fingerprint=origin.dataset_fingerprint,
             source_doc_ids=origin.source_doc_ids,
+            source_doc_hashes=origin.source_doc_hashes,
             created=datetime.now(UTC).isoformat(timespec="seconds"),
             status="candidate",
             metrics=metrics,
@@ -250,6 +315,8 @@ class AdapterRegistry:
             for file in RUN_FILES:
                 if (run_dir / file).is_file():
                     shutil.copy2(run_dir / file, staging / file)
+            if dataset is not None:
+                shutil.copyfile(dataset, staging / TRAINING_DATA)
             write_json(staging / MANIFEST, record.manifest())
             record.adapter_dir.parent.mkdir(exist_ok=True)
             os.replace(staging, record.adapter_dir)
@@ -291,6 +358,41 @@ class AdapterRegistry:
         )
         return doomed
 
+    def taint(
+        self, doc_ids: Collection[str], *, collection: str, erasure_id: str, erased_at: str
+    ) -> builtins.list[TaintedVersion]:
+        """Mark every version trained on one of ``doc_ids`` as tainted by this erasure (each
+        document once: a version already tainted by it keeps its first taint) and rewrite its
+        kept training data without the rows naming them; the versions reached.
+
+        A document is matched by id alone, whatever collection it was erased from and whatever
+        version of its content the adapter saw: erasing too much is the safe side.
+        """
+        erased = set(doc_ids)
+        reached: builtins.list[TaintedVersion] = []
+        for record in self.list():
+            hit = sorted(erased.intersection(record.source_doc_ids))
+            if not hit:
+                continue
+            known = {taint.doc_id for taint in record.tainted_by}
+            added = tuple(
+                Taint(
+                    doc_id=doc,
+                    collection=collection,
+                    erased_at=erased_at,
+                    erasure_id=erasure_id,
+                    trained_hash=record.source_doc_hashes.get(doc),
+                )
+                for doc in hit
+                if doc not in known
+            )
+            updated = replace(record, tainted_by=record.tainted_by + added)
+            if added:
+                write_json(updated.adapter_dir / MANIFEST, updated.manifest())
+            rows = drop_rows_of(updated.adapter_dir / TRAINING_DATA, hit)
+            reached.append(TaintedVersion(updated, rows))
+        return reached
+
     # ----------------------------------------------------------------------- reading
 
     def list(self) -> builtins.list[AdapterRecord]:
@@ -323,6 +425,7 @@ class AdapterRegistry:
         history = self._history(record.name)
         if history and history[-1] == record.version:
             return record
+        check_untainted(record)
         self._write_history(record.name, [*history, record.version])
         if history:
             self._set_status(record.name, history[-1], "archived")
@@ -336,6 +439,7 @@ class AdapterRegistry:
         if len(history) < 2:
             now = f" (promoted: version {history[-1]})" if history else " (none is promoted)"
             raise AdapterError(f"adapter {name!r} has no earlier promoted version{now}")
+        check_untainted(self._read(name, history[-2]))
         self._write_history(name, history[:-1])
         self._set_status(name, history[-1], "archived")
         return self._set_status(name, history[-2], "promoted")
@@ -350,7 +454,7 @@ class AdapterRegistry:
         if ref is None:
             bindings.pop(collection, None)
         else:
-            self.get(ref)
+            check_untainted(self.get(ref))
             bindings[collection] = ref
         self._write_bindings(bindings)
 
@@ -485,6 +589,18 @@ def check_base(record: AdapterRecord, settings: Settings) -> None:
             f"{settings.generator.model!r} (weights sha256 {configured[:12]}); set "
             "generator.model (env LORAG_GENERATOR__MODEL) to the adapter's base model"
         )
+
+
+def check_untainted(record: AdapterRecord) -> None:
+    """Refuse ``record`` when a document it was trained on has been erased, naming it."""
+    if not record.tainted:
+        return
+    erased = "; ".join(taint.describe() for taint in record.tainted_by)
+    raise AdapterTaintedError(
+        f"adapter {record.ref} is tainted: it was trained on {erased}, so it is not served, "
+        f"promoted or bound; rebuild it without the erased data with `lorag adapters retrain "
+        f"{record.ref}` (then promote the new version), or use another version or the base model"
+    )
 
 
 def base_model_hash(settings: Settings) -> str:

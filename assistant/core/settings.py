@@ -30,12 +30,15 @@ def _default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "lorag"
 
 
+EmbeddedEngine = Literal["edge", "client"]
+
+
 class StoreSettings(BaseModel):
     """Where the vectors live: an embedded engine in ``data_dir`` or a Qdrant server by URL."""
 
     url: str | None = Field(None, description="Qdrant server URL; unset = embedded in data_dir.")
     api_key: str | None = Field(None, description="API key for the Qdrant server.")
-    embedded_engine: Literal["edge", "client"] = Field(
+    embedded_engine: EmbeddedEngine = Field(
         "edge",
         description="Embedded engine: 'edge' (the Qdrant engine in-process, qdrant-edge-py) "
         "or 'client' (qdrant-client's pure-Python local mode).",
@@ -44,6 +47,45 @@ class StoreSettings(BaseModel):
         256, ge=1, description="HNSW search beam width: recall@10 0.99 at 100k chunks, ~2 ms."
     )
     timeout_s: float = Field(30.0, gt=0, description="Request timeout for a Qdrant server.")
+    shard_number: int | None = Field(
+        None,
+        ge=1,
+        description="Shards of a collection lorag creates on a server (unset: the server's "
+        "choice, one per node). Ignored, without error, by the embedded engines.",
+    )
+    replication_factor: int | None = Field(
+        None,
+        ge=1,
+        description="Copies of each shard on a cluster (unset: the server's default, 1). Ignored "
+        "by the embedded engines.",
+    )
+    write_consistency_factor: int | None = Field(
+        None,
+        ge=1,
+        description="Replicas that must confirm a write before it returns (unset: the server's "
+        "default, 1); at most replication_factor. Ignored by the embedded engines.",
+    )
+    on_disk: bool = Field(
+        False,
+        description="Serve a server collection's dense vectors and sparse index from disk "
+        "(memory-mapped) instead of RAM: less memory, slower search. Ignored by the embedded "
+        "engines.",
+    )
+    on_disk_payload: bool = Field(
+        True,
+        description="Keep a server collection's payloads (the chunk texts) on disk, the "
+        "server's default; the indexed fields stay in RAM. Ignored by the embedded engines.",
+    )
+
+    @model_validator(mode="after")
+    def _consistency_within_replicas(self) -> StoreSettings:
+        writes, copies = self.write_consistency_factor, self.replication_factor
+        if writes is not None and writes > (copies or 1):
+            raise ValueError(
+                "store.write_consistency_factor cannot exceed store.replication_factor "
+                f"(got {writes} > {copies or 1})"
+            )
+        return self
 
 
 class EmbedderSettings(BaseModel):
@@ -53,8 +95,45 @@ class EmbedderSettings(BaseModel):
     device: str = "cpu"
 
 
-GeneratorBackend = Literal["auto", "transformers", "llamacpp"]
+GeneratorBackend = Literal["auto", "transformers", "llamacpp", "remote"]
 AdapterRuntime = Literal["llamacpp", "transformers"]
+RemoteServer = Literal["vllm", "llamacpp", "lorag", "openai"]
+
+
+class RemoteGeneratorSettings(BaseModel):
+    """``generator.backend = "remote"``: an OpenAI-compatible server generates (vLLM, the
+    llama.cpp server, TGI, LoRAX, another ``lorag serve``); lorag still retrieves, builds the
+    prompt and checks the answer, with ``generator.model``'s tokenizer read here."""
+
+    url: str | None = Field(
+        None,
+        description="The server's OpenAI base URL, ending in /v1 (vLLM http://HOST:8000/v1; a "
+        "lorag serve http://HOST:8000/generate/v1).",
+    )
+    api_key: SecretStr | None = Field(None, description="The bearer key the server wants.")
+    server: RemoteServer = Field(
+        "vllm",
+        description="How adapters reach the server: 'vllm' (/v1/load_lora_adapter, the server "
+        "started with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True), 'lorag' (the "
+        "same API on lorag serve's /generate/v1), 'llamacpp' (the adapter's GGUF given to "
+        "llama-server with --lora, chosen per request), 'openai' (none are pushed: an adapter "
+        "must already be served under its name).",
+    )
+    model: str | None = Field(
+        None, description="The base model's name on the server; unset = generator.model."
+    )
+    adapter_dir: str | None = Field(
+        None,
+        description="Where the server sees lorag's adapter folders (data_dir/adapters), e.g. a "
+        "shared volume's mount; unset = the same paths (a server on this machine).",
+    )
+    timeout_s: float = Field(120.0, gt=0, description="Longest wait for one server response.")
+    max_retries: int = Field(
+        3, ge=0, le=10, description="Retries (exponential backoff) of a refused or failed call."
+    )
+    concurrency: int = Field(
+        8, ge=1, le=256, description="Requests a batch keeps in flight at once."
+    )
 
 
 class GeneratorSettings(BaseModel):
@@ -64,9 +143,10 @@ class GeneratorSettings(BaseModel):
     backend: GeneratorBackend = Field(
         "auto",
         description="Serving runtime: 'transformers' (torch; the training-parity reference), "
-        "'llamacpp' (prebuilt ik_llama.cpp on the model's GGUF, adapters as GGUF LoRA files) "
-        "or 'auto' (ik_llama.cpp for the base when the model has a GGUF it runs right, and for "
-        "the adapters that passed their parity check; the others on transformers).",
+        "'llamacpp' (prebuilt ik_llama.cpp on the model's GGUF, adapters as GGUF LoRA files), "
+        "'auto' (ik_llama.cpp for the base when the model has a GGUF it runs right, and for "
+        "the adapters that passed their parity check; the others on transformers) or 'remote' "
+        "(an OpenAI-compatible server: generator.remote).",
     )
     adapter_runtime: AdapterRuntime = Field(
         "llamacpp",
@@ -94,6 +174,16 @@ class GeneratorSettings(BaseModel):
         "thread hand-overs, not on arithmetic: on 2 cores one thread decoded the 0.5B 1.2x "
         "faster than two, and 2.1x faster with a LoRA adapter active.",
     )
+    remote: RemoteGeneratorSettings = RemoteGeneratorSettings()
+
+    @model_validator(mode="after")
+    def _remote_has_url(self) -> GeneratorSettings:
+        if self.backend == "remote" and not self.remote.url:
+            raise ValueError(
+                "generator.backend 'remote' needs generator.remote.url "
+                "(LORAG_GENERATOR__REMOTE__URL), the server's OpenAI base URL"
+            )
+        return self
 
 
 class ChunkingSettings(BaseModel):
@@ -203,6 +293,12 @@ class ApiSettings(BaseModel):
         None, description="Append-only JSONL audit log; unset = data_dir/audit.jsonl."
     )
     log_question_text: bool = Field(False, description="Write question texts to the audit log.")
+    feedback_answers: int = Field(
+        1000,
+        ge=1,
+        description="Answers remembered (in memory) for POST /v1/feedback to rate; older ones, "
+        "or answers given before a restart, cannot be rated.",
+    )
     public_docs: bool | None = Field(
         None,
         description="Serve /docs and /openapi.json (without a key). Default: only when no API "
@@ -232,6 +328,29 @@ class UiSettings(BaseModel):
     timeout_s: float = Field(300.0, gt=0, description="Longest wait for one API response.")
 
 
+class TracingSettings(BaseModel):
+    """OpenTelemetry traces of answers, ingests and training steps, sent over OTLP/HTTP.
+
+    Nothing is traced or sent unless ``otlp_endpoint`` is set. Question texts go on the traces
+    only when ``api.log_question_text`` allows them in the audit log; answer texts never do."""
+
+    otlp_endpoint: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s]+$",
+        description="OTLP/HTTP collector base URL (spans go to <url>/v1/traces), e.g. "
+        "http://localhost:4318 (Jaeger), http://localhost:6006 (Phoenix); unset = no traces.",
+    )
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='Headers sent with every export, as JSON (e.g. {"Authorization": "Basic '
+        '..."} for Langfuse); kept secret.',
+    )
+    service_name: str = Field("lorag", min_length=1, description="The traces' service.name.")
+    sample_ratio: float = Field(
+        1.0, ge=0.0, le=1.0, description="Share of traces kept (a trace's spans all or none)."
+    )
+
+
 class Settings(BaseSettings):
     """lorag's configuration. Build it with :func:`load_settings`."""
 
@@ -253,6 +372,7 @@ class Settings(BaseSettings):
     generation: GenerationSettings = GenerationSettings()
     api: ApiSettings = ApiSettings()
     ui: UiSettings = UiSettings()
+    tracing: TracingSettings = TracingSettings()
 
     @property
     def cache_dir(self) -> Path:
@@ -263,6 +383,11 @@ class Settings(BaseSettings):
     def qdrant_dir(self) -> Path:
         """Embedded Qdrant storage."""
         return self.data_dir / "qdrant"
+
+    @property
+    def snapshot_dir(self) -> Path:
+        """Snapshots of embedded collections, one folder per collection."""
+        return self.data_dir / "snapshots"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -78,6 +78,28 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class StoredPoint:
+    """A chunk as a store holds it: the chunk with its dense and sparse vectors."""
+
+    chunk: Chunk
+    dense: list[float]
+    sparse: SparseVector
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A saved copy of one collection: ``location`` is a file path (embedded store) or the
+    URL a Qdrant server serves it at; ``points`` is known for embedded snapshots only."""
+
+    name: str
+    collection: str
+    created_at: str
+    size: int
+    location: str
+    points: int | None = None
+
+
+@dataclass(frozen=True)
 class DocumentInfo:
     """A document as the store knows it."""
 

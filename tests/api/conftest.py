@@ -9,7 +9,10 @@ own with :func:`serve`.
 from __future__ import annotations
 
 import json
+import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -193,3 +197,33 @@ def live_server(app: FastAPI) -> Iterator[str]:
         server.should_exit = True
         thread.join(30)
         sock.close()
+
+
+def start_lorag_serve(env: Mapping[str, str]) -> tuple[subprocess.Popen[str], str]:
+    """``lorag serve --port 0`` in a process of its own with ``env``, and its base URL once it
+    answers ``/readyz``: the port is the one it printed, and the wait lasts as long as the
+    start does (a model conversion on a loaded machine), ending early if the process dies."""
+    lorag = Path(sys.executable).parent / "lorag"
+    server = subprocess.Popen(
+        [str(lorag), "serve", "--port", "0"],
+        env={**env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stdout is not None
+    line = server.stdout.readline()  # printed once the models are loaded and the port bound
+    found = re.search(r"lorag API on (http://\S+?)(?: |$)", line)
+    if found is None:
+        server.kill()
+        raise AssertionError(f"lorag serve did not start: {line!r}\n{server.communicate()[1]}")
+    base = found.group(1)
+    while True:
+        if server.poll() is not None:
+            raise AssertionError(f"lorag serve stopped: {server.communicate()}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=None).status_code == 200:
+                return server, base
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)

@@ -129,7 +129,7 @@ def test_a_running_finetune_job_stops_at_its_next_step_and_leaves_nothing(served
 @pytest.mark.parametrize(
     ("form", "files", "status", "named"),
     [
-        ({"name": "x"}, None, 422, "exactly one of 'collection' or 'file'"),
+        ({"name": "x"}, None, 422, "exactly one of 'collection', 'feedback' or 'file'"),
         ({"name": "x", "collection": "kb"}, {"file": ("d.jsonl", b"{}\n")}, 422, "exactly one"),
         ({"name": "x@2", "collection": "kb"}, None, 422, "the adapter name alone"),
         ({"name": "bad name", "collection": "kb"}, None, 422, "invalid adapter reference"),

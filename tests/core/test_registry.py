@@ -7,6 +7,7 @@ import hashlib
 import json
 import shutil
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from assistant.core.registry import (
     MANIFEST,
     MERGE_RECORD,
     RUN_FILES,
+    TRAINING_DATA,
     AdapterRegistry,
     TrainingOrigin,
     base_model_hash,
@@ -116,6 +118,8 @@ def test_register_copies_the_run_into_version_1(
         "status": "candidate",
         "metrics": {"eval_loss": 1.0},
         "lora_gguf_sha256": None,
+        "source_doc_hashes": {},
+        "tainted_by": [],
     }
     assert registry.list() == [record]
     assert not [p for p in registry.root.iterdir() if p.name.startswith(".")]  # no staging left
@@ -510,3 +514,34 @@ def test_a_checked_gguf_lora_file_is_kept_with_its_hash_and_a_changed_one_refuse
     (unchecked.adapter_dir / LORA_GGUF).write_bytes(b"GGUF dropped in by hand")
     with pytest.raises(AdapterError, match="recorded none"):
         check_lora_gguf(unchecked)
+
+
+def test_a_taint_is_recorded_once_per_document_and_removes_its_rows(
+    registry: AdapterRegistry, origin: TrainingOrigin, runs: list[Path], tmp_path: Path
+) -> None:
+    rows = [{"question": "q?", "sources": [], "answer": "a", "doc_ids": [d]} for d in ("d1", "d3")]
+    dataset = tmp_path / "rows.jsonl"
+    dataset.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    registry.register("support", runs[0], origin, dataset=dataset)
+    registry.register("other", runs[1], replace(origin, source_doc_ids=("d9",)))
+    [first] = registry.taint(["d1"], collection="kb", erasure_id="e1", erased_at="t1")
+    assert (first.record.ref, first.rows_removed) == ("support@1", 1)
+    [again] = registry.taint(["d1", "d2"], collection="kb", erasure_id="e2", erased_at="t2")
+    assert [(t.doc_id, t.erasure_id) for t in again.record.tainted_by] == [
+        ("d1", "e1"),
+        ("d2", "e2"),
+    ]
+    assert again.rows_removed == 0  # d2 named no row; d1's went the first time
+    kept = (again.record.adapter_dir / TRAINING_DATA).read_text().splitlines()
+    assert [json.loads(line)["doc_ids"] for line in kept] == [["d3"]]
+    assert registry.get("support").tainted and not registry.get("other").tainted
+
+
+def test_a_manifest_from_before_taints_reads_as_untainted(
+    registry: AdapterRegistry, origin: TrainingOrigin, runs: list[Path]
+) -> None:
+    record = registry.register("support", runs[0], origin)
+    manifest = json.loads((record.adapter_dir / MANIFEST).read_text())
+    del manifest["tainted_by"], manifest["source_doc_hashes"]
+    (record.adapter_dir / MANIFEST).write_text(json.dumps(manifest))
+    assert registry.get("support") == record and not record.tainted

@@ -1,7 +1,11 @@
-"""Contract tests for the vector stores: EdgeStore and ClientStore (local mode) must agree.
+"""Contract tests for the vector stores: EdgeStore, ClientStore in local mode and ClientStore on
+a Qdrant server must agree.
 
-Every test runs once per embedded engine, each in a fresh folder, opened through ``open_store``.
-Vectors are small and hand-made; sparse vectors come from the real BM25 encoder.
+Every contract test runs once per store, opened through ``open_store``: each embedded engine in a
+fresh folder, and a server where ``LORAG_TEST_QDRANT_URL`` names one (a throwaway server: the
+tests delete every collection on it). No server can run on the machines lorag is developed on, so
+the server half is reported as skipped there, with that reason. Vectors are small and hand-made;
+sparse vectors come from the real BM25 encoder.
 """
 
 from __future__ import annotations
@@ -13,25 +17,36 @@ import sys
 import textwrap
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from assistant.core.errors import CollectionNotFoundError, ConfigError, StoreLockedError
+from assistant.core.errors import (
+    CollectionNotFoundError,
+    ConfigError,
+    StoreError,
+    StoreLockedError,
+)
 from assistant.core.protocols import VectorStore
 from assistant.core.settings import Settings, StoreSettings
 from assistant.core.sparse import Bm25Encoder
 from assistant.core.store import open_store
 from assistant.core.store.edge import EdgeStore
-from assistant.core.types import Chunk, DocumentInfo
+from assistant.core.types import Chunk, DocumentInfo, SparseVector
 
 ROOT = Path(__file__).resolve().parents[2]
 DIM = 8
 KB = "kb"
 
 OpenStore = Callable[[], VectorStore]
+SERVER_URL = os.environ.get("LORAG_TEST_QDRANT_URL")
+NO_SERVER = (
+    "server half of the store contract not run: no Qdrant server here (set "
+    "LORAG_TEST_QDRANT_URL=http://HOST:6333 to a throwaway server to run it)"
+)
 
 
 def unit(vector: np.ndarray) -> np.ndarray:
@@ -70,19 +85,56 @@ def put(store: VectorStore, chunks: list[Chunk], seed: int = 0) -> np.ndarray:
     return dense
 
 
-@pytest.fixture(params=["edge", "client"])
-def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenStore]:
-    """Opens the store (the same folder each time); closes what it opened at the end."""
-    settings = Settings(data_dir=tmp_path, store=StoreSettings(embedded_engine=request.param))
+def store_settings(kind: str, data_dir: Path) -> Settings:
+    """Settings for store ``kind``: an embedded engine in ``data_dir``, or the test server
+    (skipped, saying why, where none is given)."""
+    if kind != "server":
+        return Settings(data_dir=data_dir, store=StoreSettings(embedded_engine=kind))
+    if not SERVER_URL:
+        pytest.skip(NO_SERVER)
+    return Settings(data_dir=data_dir, store=StoreSettings(url=SERVER_URL))
+
+
+def empty_server(settings: Settings) -> None:
+    """Delete every collection on the test server."""
+    store = open_store(settings)
+    for name in store.list_collections():
+        store.delete_collection(name)
+    store.close()
+
+
+@contextmanager
+def opener(settings: Settings) -> Iterator[OpenStore]:
+    """Opens the store (the same folder or server each time); closes what it opened at the
+    end (and empties the test server before and after)."""
     opened: list[VectorStore] = []
 
     def _open() -> VectorStore:
         opened.append(open_store(settings))
         return opened[-1]
 
-    yield _open
-    for store in opened:
-        store.close()
+    if settings.store.url:
+        empty_server(settings)
+    try:
+        yield _open
+    finally:
+        for store in opened:
+            store.close()
+        if settings.store.url:
+            empty_server(settings)
+
+
+@pytest.fixture(params=["edge", "client", "server"])
+def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenStore]:
+    with opener(store_settings(request.param, tmp_path)) as _open:
+        yield _open
+
+
+@pytest.fixture(params=["edge", "client"])
+def reopen_embedded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenStore]:
+    """``reopen`` for the embedded engines only (for what concerns their files)."""
+    with opener(store_settings(request.param, tmp_path)) as _open:
+        yield _open
 
 
 @pytest.fixture
@@ -376,7 +428,10 @@ def _files_holding(folder: Path, text: bytes) -> list[str]:
     return [str(p) for p in folder.rglob("*") if p.is_file() and text in p.read_bytes()]
 
 
-def test_erase_leaves_no_file_holding_a_deleted_chunk(reopen: OpenStore, tmp_path: Path) -> None:
+def test_erase_leaves_no_file_holding_a_deleted_chunk(
+    reopen_embedded: OpenStore, tmp_path: Path
+) -> None:
+    reopen = reopen_embedded
     store = reopen()
     store.create_collection(KB, DIM)
     secret = make_chunk("a", 0, 1, "Patient 4711 was seen by Dr. Sorensen on Tuesday.")
@@ -396,16 +451,184 @@ def test_erase_leaves_no_file_holding_a_deleted_chunk(reopen: OpenStore, tmp_pat
     assert again.list_collections() == [KB] and again.count(KB) == 3
 
 
-def test_an_erase_cut_short_by_a_kill_is_settled_on_the_next_open(tmp_path: Path) -> None:
+def test_a_swap_cut_short_by_a_kill_is_settled_on_the_next_open(tmp_path: Path) -> None:
     store = EdgeStore(tmp_path / "store")
     store.create_collection(KB, DIM)
     put(store, make_doc("a", 2))
     store.close()
     root = tmp_path / "store"
     # killed after the old folder was moved aside, before the copy was moved in
-    os.replace(root / KB, root / f".{KB}.erased")
-    (root / f".{KB}.erasing").mkdir()
+    os.replace(root / KB, root / f".{KB}.replaced")
+    (root / f".{KB}.building").mkdir()
     again = EdgeStore(root)
     assert again.list_collections() == [KB] and again.count(KB) == 2
     assert sorted(p.name for p in root.iterdir() if p.name.startswith(".")) == []
     again.close()
+
+
+def test_dimension_is_the_size_of_the_dense_vectors(store: VectorStore) -> None:
+    store.create_collection("small", 3)
+    assert (store.dimension(KB), store.dimension("small")) == (DIM, 3)
+    with pytest.raises(CollectionNotFoundError):
+        store.dimension("missing")
+
+
+def test_points_pages_through_every_point_with_its_vectors(store: VectorStore) -> None:
+    chunks = [*make_doc("a", 5), make_chunk("b", 0, 1, "the and of")]  # stop words: no BM25 term
+    dense = put(store, chunks)
+    sparse = {
+        c.id: v
+        for c, v in zip(
+            chunks, Bm25Encoder().encode_documents([c.text for c in chunks]), strict=True
+        )
+    }
+    assert sparse[chunks[-1].id] == SparseVector([], [])
+    seen, offset, pages = [], None, 0
+    while True:
+        page, offset = store.points(KB, limit=2, offset=offset)
+        seen.extend(page)
+        pages += 1
+        if offset is None:
+            break
+    assert pages == 3 and len(seen) == 6
+    assert [p.chunk.id for p in seen] == sorted(c.id for c in chunks)  # point-id order
+    by_id = {c.id: (c, row) for c, row in zip(chunks, dense, strict=True)}
+    for point in seen:
+        chunk, row = by_id[point.chunk.id]
+        assert point.chunk == chunk
+        assert point.dense == pytest.approx(row.tolist(), abs=1e-6)
+        expected = sparse[chunk.id]
+        stored = dict(zip(point.sparse.indices, point.sparse.values, strict=True))
+        assert stored == pytest.approx(dict(zip(expected.indices, expected.values, strict=True)))
+
+
+@pytest.fixture(params=["edge", "server"])
+def snapshotting(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
+    """A store with snapshots (not local mode), holding an empty collection ``kb``."""
+    with opener(store_settings(request.param, tmp_path)) as _open:
+        store = _open()
+        store.create_collection(KB, DIM)
+        yield store
+
+
+def test_a_restored_snapshot_brings_the_collection_back(snapshotting: VectorStore) -> None:
+    store = snapshotting
+    chunks = make_doc("a", 3) + make_doc("b", 2)
+    dense = put(store, chunks)
+    store.optimize(KB)
+    snapshot = store.create_snapshot(KB)
+    assert snapshot.collection == KB and snapshot.size > 0
+    assert store.list_snapshots(KB) == [snapshot] == store.list_snapshots()
+    put(store, make_doc("c", 2), seed=5)
+    store.delete_document(KB, "a")
+
+    store.restore_snapshot(KB, snapshot.location)
+    assert store.chunks(KB) == sorted(chunks, key=lambda c: (c.source, c.chunk_index))
+    assert store.dense_search(KB, dense[1], limit=1)[0].chunk == chunks[1]
+    store.restore_snapshot("copy", snapshot.location)  # under another name
+    assert store.list_collections() == ["copy", KB] and store.count("copy") == 5
+
+
+def test_local_mode_has_no_snapshots(tmp_path: Path) -> None:
+    store = open_store(store_settings("client", tmp_path))
+    store.create_collection(KB, DIM)
+    try:
+        for call in (
+            lambda: store.create_snapshot(KB),
+            lambda: store.list_snapshots(),
+            lambda: store.restore_snapshot(KB, str(tmp_path / "x.snapshot")),
+        ):
+            with pytest.raises(StoreError, match=r"qdrant-client's local mode .* has no snapshots"):
+                call()
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def edge(tmp_path: Path) -> Iterator[EdgeStore]:
+    """An edge store (through ``open_store``) whose ``kb`` holds documents a and b."""
+    store = open_store(store_settings("edge", tmp_path))
+    assert isinstance(store, EdgeStore)
+    store.create_collection(KB, DIM)
+    put(store, make_doc("a", 3) + make_doc("b", 2))
+    yield store
+    store.close()
+
+
+def test_an_edge_snapshot_is_a_file_in_the_snapshot_folder_and_survives_reopening(
+    edge: EdgeStore, tmp_path: Path
+) -> None:
+    snapshot = edge.create_snapshot(KB)
+    file = Path(snapshot.location)
+    assert file.parent == tmp_path / "snapshots" / KB and file.name == snapshot.name
+    assert snapshot.points == 5 and snapshot.size == file.stat().st_size
+    assert [p.name for p in file.parent.iterdir()] == [file.name]  # no partial file left
+    assert edge.count(KB) == 5  # the shard reopens after the archive
+    edge.delete_collection(KB)
+    edge.restore_snapshot(KB, str(file))
+    edge.close()
+    again = open_store(store_settings("edge", tmp_path))
+    try:
+        assert again.count(KB) == 5 and again.list_snapshots(KB)[0].location == str(file)
+    finally:
+        again.close()
+
+
+def _hidden(store: EdgeStore) -> list[str]:
+    return sorted(p.name for p in store.path.iterdir() if p.name.startswith("."))
+
+
+def test_an_edge_restore_refuses_what_it_cannot_restore_and_leaves_the_collection(
+    edge: EdgeStore, tmp_path: Path
+) -> None:
+    edge.create_collection("wide", DIM * 2)
+    put_wide = unit(np.ones((1, DIM * 2)))
+    edge.upsert("wide", make_doc("w", 1), put_wide, Bm25Encoder().encode_documents(["w"]))
+    wide = edge.create_snapshot("wide")
+    text = tmp_path / "notes.snapshot"
+    text.write_text("not an archive")
+    before = edge.chunks(KB)
+
+    with pytest.raises(ConfigError, match=r"'kb' holds 8-d vectors and the snapshot .* 16-d"):
+        edge.restore_snapshot(KB, wide.location)
+    with pytest.raises(StoreError, match="is not a snapshot of lorag's embedded store"):
+        edge.restore_snapshot(KB, str(text))
+    with pytest.raises(StoreError, match="no snapshot file at"):
+        edge.restore_snapshot(KB, str(tmp_path / "missing.snapshot"))
+    with pytest.raises(StoreError, match="restores snapshot files, not URLs"):
+        edge.restore_snapshot(KB, "http://qdrant:6333/collections/kb/snapshots/x.snapshot")
+    assert edge.chunks(KB) == before and _hidden(edge) == []
+
+
+def test_an_edge_restore_refuses_a_shard_without_lorags_vectors(
+    edge: EdgeStore, tmp_path: Path
+) -> None:
+    import qdrant_edge as qe
+
+    from assistant.core.store import archive
+
+    foreign = tmp_path / "foreign"
+    config = qe.EdgeConfig(
+        vectors={"image": qe.EdgeVectorParams(size=DIM, distance=qe.Distance.Dot)}
+    )
+    qe.EdgeShard.create(str(foreign), config).close()
+    file = tmp_path / "foreign.snapshot"
+    archive.write(foreign, archive.Manifest("foreign", DIM, 0, "2026-01-01T00:00:00+00:00"), file)
+    before = edge.chunks(KB)
+    with pytest.raises(StoreError, match="does not hold a lorag collection"):
+        edge.restore_snapshot(KB, str(file))
+    assert edge.chunks(KB) == before and _hidden(edge) == []
+
+
+def test_a_server_collection_is_created_with_the_layout_of_the_settings(tmp_path: Path) -> None:
+    from assistant.core.store.client import ClientStore
+
+    settings = store_settings("server", tmp_path)
+    layout = settings.store.model_copy(update={"shard_number": 2, "on_disk": True})
+    with opener(settings.model_copy(update={"store": layout})) as _open:
+        store = _open()
+        assert isinstance(store, ClientStore)
+        store.create_collection(KB, DIM)
+        params = store.client.get_collection(KB).config.params
+        assert params.shard_number == 2 and params.on_disk_payload is True
+        assert isinstance(params.vectors, dict) and params.vectors["dense"].on_disk is True

@@ -4,6 +4,7 @@ that point to the Documents page, and refusals as readable messages."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -136,3 +137,24 @@ def test_an_api_that_is_down_is_a_message(monkeypatch: pytest.MonkeyPatch) -> No
     app = open_page()
     assert not app.exception
     assert "cannot be reached" in app.error[0].value and "lorag serve" in app.error[0].value
+
+
+def test_an_answer_is_rated_and_corrected(api: LiveApi) -> None:
+    feedback = api.settings.data_dir / "feedback.jsonl"
+    before = feedback.read_text().splitlines() if feedback.is_file() else []
+    app = ask(open_page())
+    app.feedback[0].set_value(0).run()  # thumbs down
+    assert "Thanks: your rating is kept to improve the answers." in [t.value for t in app.toast]
+    app.run()  # the same rating is not sent again
+    expander = next(e for e in app.expander if e.label == "Correct this answer")
+    expander.text_area[0].set_value("The hotel limit is 120 euros per night.")
+    next(b for b in app.button if b.label == "Send the correction").click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert "Thanks: your correction is kept" in " ".join(t.value for t in app.toast)
+    rated = [json.loads(line) for line in feedback.read_text().splitlines()[len(before) :]]
+    assert [(r["rating"], r["correction"]) for r in rated] == [
+        ("down", None),
+        ("down", "The hotel limit is 120 euros per night."),
+    ]
+    assert rated[0]["question"] == QUESTION and rated[0]["collection"] == "kb"
+    assert rated[0]["answer_id"] == rated[1]["answer_id"]

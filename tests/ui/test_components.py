@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from tests.ui.conftest import ADMIN_KEY, LiveApi
 from ui.components.adapter_choice import adapter_choices, choice_label
 from ui.components.citations import citation_label, file_name
-from ui.schemas import Adapter, Citation
+from ui.schemas import Adapter, Citation, Taint
 
 CITATION: Citation = {
     "n": 2,
@@ -25,7 +25,16 @@ CITATION: Citation = {
 }
 
 
-def _adapter(name: str, version: int, status: str) -> Adapter:
+def _adapter(name: str, version: int, status: str, tainted: bool = False) -> Adapter:
+    taints: list[Taint] = [
+        {
+            "doc_id": "d",
+            "collection": "kb",
+            "erased_at": "2026-01-02T00:00:00+00:00",
+            "erasure_id": "e",
+            "trained_hash": None,
+        }
+    ]
     return {
         "name": name,
         "version": version,
@@ -35,6 +44,9 @@ def _adapter(name: str, version: int, status: str) -> Adapter:
         "base_model": "m",
         "created_at": "2026-01-01T00:00:00",
         "metrics": {},
+        "source_doc_ids": ["d"],
+        "tainted": tainted,
+        "tainted_by": taints if tainted else [],
     }
 
 
@@ -51,6 +63,7 @@ def _answer_with_a_citation(url: str, key: str, citation: dict[str, object]) -> 
     show_answer(
         LoragClient(url, key),
         {
+            "answer_id": "a1",
             "answer": "120 euros per night [2].",
             "abstained": False,
             "abstain_reason": None,
@@ -115,6 +128,7 @@ def _abstention_with_a_close_passage(url: str, key: str, passage: dict[str, obje
     show_answer(
         LoragClient(url, key),
         {
+            "answer_id": "a1",
             "answer": "I don't know: the documents do not contain the answer to this question.",
             "abstained": True,
             "abstain_reason": "unsupported",
@@ -163,3 +177,6 @@ def test_the_adapter_picker_offers_default_base_names_and_versions() -> None:
         "ops@2 · candidate",
     ]
     assert choice_label(None, adapters, None) == "Collection default (base model)"
+    erased = [_adapter("ops", 1, "promoted", tainted=True)]
+    assert choice_label("ops", erased, None) == "ops (promoted: v1, tainted: not served)"
+    assert choice_label("ops@1", erased, None) == "ops@1 · promoted, tainted: not served"

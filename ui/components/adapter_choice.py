@@ -1,5 +1,6 @@
 """Choosing what answers: the collection's default, the base model alone, an adapter by name
-(its promoted version) or one exact version. The picker gives what ``/v1/ask`` and ``/v1/batch``
+(its promoted version) or one exact version; a version tainted by an erasure says so. The
+picker gives what ``/v1/ask`` and ``/v1/batch``
 take as ``adapter``: ``None`` (the default), ``"base"``, ``"NAME"`` or ``"NAME@VERSION"``."""
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from ui.session import kept
 BASE = "base"
 DEFAULT = "@default"
 """The picker's value for the collection's default (no adapter name starts with ``@``)."""
+TAINTED = ", tainted: not served"
+"""Said of a version trained on an erased document (the API refuses it)."""
 
 
 def adapter_choices(adapters: list[Adapter]) -> list[str]:
@@ -32,9 +35,14 @@ def choice_label(choice: str | None, adapters: list[Adapter], bound: str | None)
         return "Base model (no adapter)"
     if "@" in choice:
         found = next((a for a in adapters if a["ref"] == choice), None)
-        return f"{choice} · {found['status']}" if found else choice
+        if found is None:
+            return choice
+        return f"{choice} · {found['status']}{TAINTED if found['tainted'] else ''}"
     promoted = [a for a in adapters if a["name"] == choice and a["status"] == "promoted"]
-    return f"{choice} (promoted: v{promoted[0]['version']})" if promoted else choice
+    if not promoted:
+        return choice
+    tainted = TAINTED if promoted[0]["tainted"] else ""
+    return f"{choice} (promoted: v{promoted[0]['version']}{tainted})"
 
 
 def pick_adapter(

@@ -1,6 +1,8 @@
 """Adapters: every version with its figures, the evaluation of one (base model vs adapter) and
 its training loss as charts, promote or roll back, and fine-tune a new version from the chosen
-collection or an uploaded dataset while its loss curve draws itself.
+collection or an uploaded dataset while its loss curve draws itself. A version tainted by an
+erasure (trained on a document since deleted) says so, by which document, and how to rebuild it;
+it cannot be promoted.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ def _versions_table(adapters: list[Adapter]) -> None:
             {
                 "Adapter": adapter["ref"],
                 "Status": adapter["status"],
+                "Tainted": _taint_summary(adapter),
                 "Method": adapter["method"],
                 "Created": adapter["created_at"][:16].replace("T", " "),
                 "Held-out loss": _figure(adapter["metrics"], "eval_loss"),
@@ -52,6 +55,28 @@ def _versions_table(adapters: list[Adapter]) -> None:
             }
         )
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+def _taint_summary(adapter: Adapter) -> str:
+    """``""``, or which erased documents taint the version."""
+    return ", ".join(f"erased {t['doc_id'][:8]}" for t in adapter["tainted_by"])
+
+
+def _taint_warning(adapter: Adapter) -> None:
+    """What taints the shown version, and what to do."""
+    if not adapter["tainted"]:
+        return
+    erased = "\n".join(
+        f"- document `{t['doc_id']}`, erased from *{t['collection']}* at {t['erased_at']} "
+        f"(erasure `{t['erasure_id']}`)"
+        for t in adapter["tainted_by"]
+    )
+    st.error(
+        f"**{adapter['ref']} is tainted:** it was trained on\n{erased}\n\nIt is not served, "
+        f"promoted or bound. Rebuild it without the erased data with `lorag adapters retrain "
+        f"{adapter['ref']}`, then promote the new version.",
+        icon=":material/gpp_bad:",
+    )
 
 
 def _comparison(title: str, rows: dict[str, dict[str, float | None]]) -> None:
@@ -116,7 +141,7 @@ def _promote_or_roll_back(client: LoragClient, adapters: list[Adapter], shown: A
             f"Promote {shown['ref']}",
             icon=":material/upgrade:",
             type="primary",
-            disabled=shown["status"] == "promoted",
+            disabled=shown["status"] == "promoted" or shown["tainted"],
             width="stretch",
         ):
             done = client.promote(name, shown["version"])
@@ -203,6 +228,7 @@ def main() -> None:
         refs = [a["ref"] for a in adapters]
         chosen = st.selectbox("Version", refs, index=len(refs) - 1)
         shown = next(a for a in adapters if a["ref"] == chosen)
+        _taint_warning(shown)
         _evaluation_charts(shown)
         _promote_or_roll_back(client, adapters, shown)
     else:

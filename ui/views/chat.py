@@ -5,6 +5,7 @@ its versions) and can put the base model and that adapter side by side on the sa
 The conversation is kept in the session until *Clear conversation*, and each question is asked
 with it: a follow-up ("which port does it use?") is rewritten by lorag to stand alone, and shown
 under its answer as what was searched for. Side by side, each model keeps its own conversation.
+Each answer can be rated (thumbs, and a box for the right answer: :mod:`ui.components.feedback`).
 A collection without documents says so, and points to the Documents page.
 """
 
@@ -19,6 +20,7 @@ from ui import session
 from ui.client import ApiError, LoragClient, StreamDone
 from ui.components.adapter_choice import BASE, choice_label, pick_adapter
 from ui.components.answer import show_answer
+from ui.components.feedback import rate_answer
 from ui.schemas import Adapter, Answer
 from ui.wording import count
 
@@ -76,6 +78,7 @@ def _empty_state(name: str | None) -> None:
 def _show_outcome(client: LoragClient, answer: Answer | None, error: str | None) -> None:
     if answer is not None:
         show_answer(client, answer)
+        rate_answer(client, answer)
     else:
         st.error(error or "No answer came back.", icon=":material/error:")
 

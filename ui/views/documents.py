@@ -123,11 +123,18 @@ def _delete_document(client: LoragClient, collection: str, documents: list[Docum
         return
     assert chosen is not None
     try:
-        client.delete_document(collection, chosen["doc_id"])
+        erasure = client.delete_document(collection, chosen["doc_id"])
     except ApiError as error:
         show_error(error)
         return
     st.toast(f"Deleted {file_name(chosen['source'])}", icon=":material/delete:")
+    tainted = erasure["adapters_tainted"]
+    if tainted:
+        st.toast(
+            f"Tainted (trained on it, no longer served): {', '.join(tainted)}. "
+            "See the Adapters page.",
+            icon=":material/gpp_bad:",
+        )
     st.rerun()
 
 

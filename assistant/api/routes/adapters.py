@@ -1,11 +1,13 @@
 """Adapters: list every version, show one name's versions, promote a version, roll back.
 
-Any valid key may list and show; promoting and rolling back change what every collection's
-``NAME`` means, so they need ``admin`` on ``"*"``.
+Any valid key may list and show (a version tainted by an erasure says so, and by which); promoting
+and rolling back change what every collection's ``NAME`` means, so they need ``admin`` on
+``"*"``. A tainted version is not promoted, nor rolled back to (409, naming the erased document).
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
@@ -56,7 +58,7 @@ def rollback_adapter(name: str, caller: Caller, services: ServicesDep) -> Any:
     _record(services, name)
     try:
         promoted = services.runtime.registry.rollback(name)
-    except AdapterError as error:
+    except AdapterError as error:  # no earlier version, or it is tainted
         raise HTTPException(409, str(error)) from None
     services.audit.change(
         key_id=caller.key_id, action="adapters.rollback", target={"adapter": promoted.ref}
@@ -76,6 +78,9 @@ def adapter_out(record: AdapterRecord) -> dict[str, Any]:
         "created_at": record.created,
         "metrics": record.metrics,
         "lora_gguf_sha256": record.lora_gguf_sha256,
+        "source_doc_ids": list(record.source_doc_ids),
+        "tainted": record.tainted,
+        "tainted_by": [asdict(taint) for taint in record.tainted_by],
     }
 
 

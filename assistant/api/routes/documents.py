@@ -1,10 +1,14 @@
 """Collections and their documents: list, create, delete, upload files to ingest, and open
 what a citation names (its passage in context, the document's original file).
 
+Deleting a document or a collection is an erasure (:mod:`assistant.erasure`): it taints the
+adapter versions trained on the documents and removes their training rows and feedback too; its
+audit line names what it reached, and ``GET .../documents/{doc_id}/erasure`` returns its report.
+
 Reading a collection (its documents, passages and files) needs ``read``, deleting or uploading
-documents ``write``, creating or deleting a collection ``admin``. An upload is checked whole
-(names, types, sizes) and answered 202 with the id of an ingest job (``GET /v1/jobs/{id}``
-follows it); a refused upload leaves nothing behind.
+documents and reading an erasure report ``write``, creating or deleting a collection ``admin``.
+An upload is checked whole (names, types, sizes) and answered 202 with the id of an ingest job
+(``GET /v1/jobs/{id}`` follows it); a refused upload leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from dataclasses import asdict
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, HTTPException, Response, UploadFile
+from fastapi import APIRouter, File, HTTPException, Request, Response, UploadFile
 
 from assistant.api.auth import Caller, Principal
 from assistant.api.schemas import (
@@ -22,6 +26,7 @@ from assistant.api.schemas import (
     CollectionCreated,
     CollectionOut,
     DocumentOut,
+    ErasureReportOut,
     JobAccepted,
     PassageOut,
 )
@@ -31,6 +36,7 @@ from assistant.api.uploads import save_uploads
 from assistant.core.errors import CollectionNotFoundError, OriginalUnavailableError
 from assistant.core.settings import Permission
 from assistant.core.store.schema import check_name
+from assistant.erasure import ErasureReport, erasure_reports
 from assistant.sources import original_file, passage_in_context
 from ingestion.loaders import SUPPORTED_SUFFIXES
 
@@ -69,14 +75,18 @@ def create_collection(body: CollectionCreate, caller: Caller, services: Services
 
 
 @router.delete("/v1/collections/{name}", status_code=204, response_class=Response)
-def delete_collection(name: str, caller: Caller, services: ServicesDep) -> Response:
-    """Delete a collection, its documents and its adapter binding."""
+def delete_collection(
+    name: str, caller: Caller, request: Request, services: ServicesDep
+) -> Response:
+    """Delete a collection, its documents (an erasure, as for one document) and its adapter
+    binding."""
     _existing(services, caller, name, "admin")
-    services.runtime.delete_collection(name)
-    services.audit.change(
-        key_id=caller.key_id, action="collections.delete", target={"collection": name}
+    request_id: str = request.state.request_id
+    report = services.runtime.delete_collection(
+        name, requested_by=caller.key_id, request_id=request_id
     )
-    return Response(status_code=204)
+    _audit_erasure(services, "collections.delete", report)
+    return Response(status_code=204, headers={"X-Erasure-ID": report.erasure_id})
 
 
 @router.get("/v1/collections/{name}/documents", response_model=list[DocumentOut])
@@ -98,19 +108,33 @@ def list_documents(name: str, caller: Caller, services: ServicesDep) -> Any:
 @router.delete(
     "/v1/collections/{name}/documents/{doc_id}", status_code=204, response_class=Response
 )
-def delete_document(name: str, doc_id: str, caller: Caller, services: ServicesDep) -> Response:
-    """Delete one document (all its chunks)."""
+def delete_document(
+    name: str, doc_id: str, caller: Caller, request: Request, services: ServicesDep
+) -> Response:
+    """Erase one document: its chunks, its kept file, and what was made from it (the adapter
+    versions trained on it are tainted); the erasure's id is in ``X-Erasure-ID``."""
     _existing(services, caller, name, "write")
     store = services.runtime.store
     if doc_id not in {info.doc_id for info in store.documents(name)}:
         raise HTTPException(404, f"collection {name!r} has no document {doc_id!r}")
-    services.runtime.delete_documents(name, [doc_id])
-    services.audit.change(
-        key_id=caller.key_id,
-        action="documents.delete",
-        target={"collection": name, "doc_id": doc_id},
+    request_id: str = request.state.request_id
+    report = services.runtime.delete_documents(
+        name, [doc_id], requested_by=caller.key_id, request_id=request_id
     )
-    return Response(status_code=204)
+    _audit_erasure(services, "documents.delete", report)
+    return Response(status_code=204, headers={"X-Erasure-ID": report.erasure_id})
+
+
+@router.get("/v1/collections/{name}/documents/{doc_id}/erasure", response_model=ErasureReportOut)
+def get_erasure_report(name: str, doc_id: str, caller: Caller, services: ServicesDep) -> Any:
+    """What erasing the document reached: chunks removed, files erased, adapter versions
+    tainted, training rows and feedback removed, and the audit's request id (404: it was never
+    erased from this collection). The collection itself may be gone."""
+    caller.require(name, "write")
+    found = erasure_reports(services.settings.data_dir, doc_id, name)
+    if not found:
+        raise HTTPException(404, f"document {doc_id!r} was never erased from collection {name!r}")
+    return {"doc_id": doc_id, "collection": name, "erasures": found}
 
 
 @router.get(
@@ -187,6 +211,11 @@ async def upload_documents(
         target={"collection": name, "files": names, "job_id": job.id},
     )
     return {"job_id": job.id}
+
+
+def _audit_erasure(services: Services, action: str, report: ErasureReport) -> None:
+    """The erasure's audit line: what was deleted and what the erasure reached."""
+    services.audit.change(key_id=report.requested_by, action=action, target=report.audit_target())
 
 
 def _existing(services: Services, caller: Principal, name: str, level: Permission) -> None:

@@ -1,7 +1,9 @@
 """``POST /v1/finetune``: train an adapter in the background, on a collection or a dataset.
 
 A multipart form: ``name``, and exactly one of ``collection`` (a RAFT dataset is made from its
-documents; ``admin`` on it) or ``file`` (a JSONL dataset; ``admin`` on ``"*"``), with an optional
+documents; ``admin`` on it), ``feedback`` (a collection: rows are made from the feedback on its
+answers, :mod:`assistant.feedback_dataset`; ``admin`` on it) or ``file`` (a JSONL dataset;
+``admin`` on ``"*"``), with an optional
 shipped ``recipe`` and ``max_steps``. Everything is checked before the job is queued: the name,
 the recipe, the collection, every record of the dataset. The job trains the next version of
 ``name`` (version 1 for a new name) and reports its losses; ``GET /v1/jobs/{id}`` follows it.
@@ -39,26 +41,33 @@ async def start_finetune(
     ] = None,
     recipe: Annotated[str, Form(description="A shipped recipe: lora-cpu, qlora.")] = DEFAULT_RECIPE,
     max_steps: Annotated[int | None, Form(ge=1, description="Optimiser steps.")] = None,
+    feedback: Annotated[
+        str | None, Form(description="Make the training data from this collection's feedback.")
+    ] = None,
     file: Annotated[UploadFile | None, File(description="A JSONL training dataset.")] = None,
 ) -> Any:
     """Start a fine-tuning job: its id."""
     from finetune.config import recipe_path
     from finetune.data import load_examples
 
-    if (collection is None) == (file is None):
-        raise HTTPException(422, "give exactly one of 'collection' or 'file' to train on")
-    caller.require(collection, "admin")
+    if sum(source is not None for source in (collection, feedback, file)) != 1:
+        raise HTTPException(
+            422, "give exactly one of 'collection', 'feedback' or 'file' to train on"
+        )
+    caller.require(collection or feedback, "admin")
     adapter, version = parse_ref(name)
     if version is not None:
         raise AdapterError(f"name {name!r}: give the adapter name alone, the job picks the version")
     store = services.runtime.store
-    if collection is not None and not store.has_collection(collection):
-        raise CollectionNotFoundError(collection, caller.readable(store.list_collections()))
+    for named in (collection, feedback):
+        if named is not None and not store.has_collection(named):
+            raise CollectionNotFoundError(named, caller.readable(store.list_collections()))
     if not _RECIPE_NAME.fullmatch(recipe):
         raise HTTPException(422, f"recipe {recipe!r}: name a shipped recipe (lora-cpu, qlora)")
     plan = FinetunePlan(
         name=adapter,
         from_collection=collection,
+        from_feedback=feedback,
         recipe=str(recipe_path(recipe)),
         overrides={"max_steps": str(max_steps)} if max_steps else {},
     )
@@ -70,11 +79,15 @@ async def start_finetune(
             [dataset] = await save_uploads([file], folder, (".jsonl",))
             await run_in_threadpool(load_examples, folder / dataset)
         job = jobs.submit(
-            "finetune", collection, caller.key_id, train(services.runtime, plan, dataset), folder
+            "finetune",
+            collection or feedback,
+            caller.key_id,
+            train(services.runtime, plan, dataset),
+            folder,
         )
     services.audit.change(
         key_id=caller.key_id,
         action="finetune.start",
-        target={"adapter": adapter, "collection": collection, "job_id": job.id},
+        target={"adapter": adapter, "collection": collection or feedback, "job_id": job.id},
     )
     return {"job_id": job.id}

@@ -61,10 +61,12 @@ WITHDRAWN = "\n\n(lorag: the draft above is not supported by the documents and i
 def models(caller: Caller, services: ServicesDep) -> Any:
     """``lorag``, every collection the key may read, every adapter by name (its promoted
     version) and by ``NAME@VERSION``, and each readable collection with each adapter
-    (``COLLECTION:ADAPTER``)."""
+    (``COLLECTION:ADAPTER``); a version tainted by an erasure is left out (it is not served)."""
     started = int(services.started_at)
     adapters: dict[str, int] = {}
     for record in services.runtime.registry.list():
+        if record.tainted:
+            continue
         created = int(datetime.fromisoformat(record.created).timestamp())
         adapters.setdefault(record.name, created)
         adapters[record.ref] = created
@@ -119,7 +121,7 @@ def conversation_of(messages: list[ChatMessage]) -> tuple[str, Conversation]:
     instructions: list[str] = []
     asked: str | None = None
     for message in messages[:last]:
-        content = _text_of(message)
+        content = message.text()
         if message.role in ("system", "developer"):
             instructions.append(content)
         elif message.role == "user":
@@ -133,9 +135,9 @@ def conversation_of(messages: list[ChatMessage]) -> tuple[str, Conversation]:
         turns.append(Turn(asked, ""))
     for message in messages[last + 1 :]:
         if message.role in ("system", "developer"):
-            instructions.append(_text_of(message))
+            instructions.append(message.text())
     conversation = Conversation(turns=tuple(turns), instructions="\n".join(instructions).strip())
-    return _text_of(messages[last]), conversation
+    return messages[last].text(), conversation
 
 
 def target_of(services: Services, model: str, collection: str | None) -> tuple[str | None, str]:
@@ -155,14 +157,6 @@ def target_of(services: Services, model: str, collection: str | None) -> tuple[s
             )
         return named, adapter
     return collection or _bound_collection(services, model), model
-
-
-def _text_of(message: ChatMessage) -> str:
-    if isinstance(message.content, list):
-        return " ".join(
-            str(part.get("text", "")) for part in message.content if part.get("type") == "text"
-        )
-    return message.content or ""
 
 
 def _bound_collection(services: Services, model: str) -> str | None:

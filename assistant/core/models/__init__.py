@@ -13,6 +13,7 @@ and chat template they use cannot drift apart. One module per job:
 - :mod:`.llamacpp_generator` — the llama.cpp back end, over a runtime (:mod:`.llama_ik`,
   ik_llama.cpp: the base model and its LoRA adapters);
 - :mod:`.routed_generator` — ``auto``: the base and each adapter on the back end that fits it;
+- :mod:`.remote_generator` — ``remote``: an OpenAI-compatible server generates;
 - :mod:`.lora_gguf` — PEFT adapters written as GGUF LoRA files;
 - :mod:`.adapter_folder` — what an adapter folder must hold to be loaded.
 

@@ -5,7 +5,7 @@ weights on llama.cpp. All back ends read the same tokenizer and chat template. `
 serves the base model and its adapters on ik_llama.cpp; ``auto`` (the default) does too when the
 model has a GGUF that runtime computes right, with only the adapters that passed their parity
 check there and the others on transformers + PEFT (:mod:`.routed_generator`); otherwise it is
-plain ``transformers``.
+plain ``transformers``. ``remote`` sends the messages to an OpenAI-compatible server.
 """
 
 from __future__ import annotations
@@ -101,10 +101,18 @@ def load_auto_generator(settings: Settings) -> Generator:
     )
 
 
+def load_remote(settings: Settings) -> Generator:
+    """An OpenAI-compatible server's model (:mod:`.remote_generator`)."""
+    from assistant.core.models.remote_generator import load_remote_generator
+
+    return load_remote_generator(settings)
+
+
 BACKENDS: dict[GeneratorBackend, Callable[[Settings], Generator]] = {
     "auto": load_auto_generator,
     "transformers": load_generator,
     "llamacpp": load_llamacpp_generator,
+    "remote": load_remote,
 }
 
 

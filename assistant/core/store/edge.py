@@ -4,7 +4,8 @@ Layout: ``<path>/<collection>/`` is an ``EdgeShard`` folder (its WAL, segments a
 ``edge_config.json``); ``<path>/lorag.lock`` keeps a second process out. Shards open on first use
 and stay open until :meth:`EdgeStore.close`. Every write is flushed before it returns, so a killed
 process loses nothing a returned call wrote. New points land in a plain (exact-search) segment;
-:meth:`EdgeStore.optimize` builds the HNSW index after a bulk write.
+:meth:`EdgeStore.optimize` builds the HNSW index after a bulk write. Snapshots are archives of a
+closed shard folder (:mod:`assistant.core.store.archive`) in ``<snapshot_dir>/<collection>/``.
 """
 
 from __future__ import annotations
@@ -14,18 +15,22 @@ import os
 import shutil
 import threading
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import qdrant_edge as qe
 
-from assistant.core.errors import CollectionNotFoundError, ConfigError
+from assistant.core.errors import CollectionNotFoundError, ConfigError, StoreError
+from assistant.core.store import archive
 from assistant.core.store.lock import FolderLock
 from assistant.core.store.schema import (
     CHUNK_INDEX,
     DENSE,
     DOC_ID,
     FILE_HASH,
+    HNSW_EF_CONSTRUCT,
+    HNSW_M,
     INTEGER_INDEXES,
     KEYWORD_INDEXES,
     RRF_K,
@@ -42,30 +47,30 @@ from assistant.core.store.schema import (
     to_document,
     to_hit,
     to_payload,
+    to_stored_point,
 )
-from assistant.core.types import Chunk, DocumentInfo, Hit, SparseVector
+from assistant.core.types import Chunk, DocumentInfo, Hit, Snapshot, SparseVector, StoredPoint
 
 CONFIG_FILE = "edge_config.json"
-# HNSW graph, tuned with benchmarks/retrieval.py on MiniLM vectors: at 100k chunks, m=16 /
-# ef_construct=100 (Qdrant's defaults) gave recall@10 0.87 at hnsw_ef 128; m=32 / 200 gives 0.96
-# (0.99 at hnsw_ef 256) for ~2x the build time. Segments under 10 MB of vectors are scanned.
-HNSW_M = 32
-HNSW_EF_CONSTRUCT = 200
 HNSW_FULL_SCAN_KB = 10_000
-ERASING, ERASED = ".erasing", ".erased"
-"""Suffixes of a collection's folders while :meth:`EdgeStore.erase` swaps them (hidden)."""
+"""Segments under 10 MB of vectors are scanned, not searched through the HNSW graph."""
+BUILDING, REPLACED = ".building", ".replaced"
+"""Suffixes of a collection's hidden folders while a rebuilt copy (:meth:`EdgeStore.erase`,
+:meth:`EdgeStore.restore_snapshot`) is swapped in."""
 
 
 class EdgeStore:
-    """Collections as ``qdrant_edge.EdgeShard`` folders under ``path``, owned by this process."""
+    """Collections as ``qdrant_edge.EdgeShard`` folders under ``path``, owned by this process;
+    their snapshots in ``snapshot_dir`` (default: ``path/../snapshots``)."""
 
-    def __init__(self, path: Path, hnsw_ef: int = 256) -> None:
+    def __init__(self, path: Path, hnsw_ef: int = 256, snapshot_dir: Path | None = None) -> None:
         self.path = path
         self.hnsw_ef = hnsw_ef
+        self.snapshot_dir = snapshot_dir or path.parent / "snapshots"
         self._lock = FolderLock(path)
         self._shards: dict[str, qe.EdgeShard] = {}
         self._guard = threading.Lock()
-        self._settle_erasures()
+        self._settle_swaps()
 
     def list_collections(self) -> list[str]:
         return sorted(
@@ -224,10 +229,10 @@ class EdgeStore:
         still holds a deleted chunk (the engine keeps deleted payloads in its write-ahead log
         and payload pages until they happen to be overwritten). The copy is built beside the
         collection and swapped in by two renames; a kill in between is settled on the next
-        open (:meth:`_settle_erasures`)."""
+        open (:meth:`_settle_swaps`)."""
         with self._guard:
             shard = self._shard_locked(name)
-            building, replaced = self.path / f".{name}{ERASING}", self.path / f".{name}{ERASED}"
+            building = self.path / f".{name}{BUILDING}"
             shutil.rmtree(building, ignore_errors=True)
             copy = _new_shard(building, self._dimension(name))
             offset = None
@@ -245,20 +250,90 @@ class EdgeStore:
             copy.optimize()
             copy.flush()
             copy.close()
-            shard.close()
-            del self._shards[name]
-            os.replace(self.path / name, replaced)
-            os.replace(building, self.path / name)
-            shutil.rmtree(replaced)
+            self._swap_in(name, building)
 
-    def _settle_erasures(self) -> None:
-        """Finish or undo an :meth:`erase` that a kill cut short: a copy not yet swapped in is
-        dropped (the collection is as before), an old collection already swapped out is
-        removed."""
-        for folder in self.path.glob(f".*{ERASING}"):
+    def create_snapshot(self, name: str) -> Snapshot:
+        """Archive collection ``name`` as ``snapshot_dir/<name>/<name>-<UTC time>.snapshot``.
+        The shard is flushed and closed while its folder is archived (no write can come in:
+        the store's guard is held), so the archive is a consistent copy; it reopens on next use.
+        """
+        with self._guard:
+            shard = self._shard_locked(name)
+            manifest = archive.Manifest(
+                collection=name,
+                dimension=self._dimension(name),
+                points=shard.count(qe.CountRequest(exact=True)),
+                created_at=datetime.now(UTC).isoformat(timespec="microseconds"),
+            )
+            self._close_shard(name)
+            stamp = manifest.created_at.replace(":", "-").replace("+00-00", "Z")
+            target = self.snapshot_dir / name / f"{name}-{stamp}{archive.SUFFIX}"
+            size = archive.write(self.path / name, manifest, target)
+        return _snapshot(target, manifest, size)
+
+    def list_snapshots(self, name: str | None = None) -> list[Snapshot]:
+        """The snapshot files of collection ``name`` (of all when ``None``), oldest first."""
+        pattern = f"{check_name(name) if name else '*'}/*{archive.SUFFIX}"
+        snapshots = [
+            _snapshot(file, archive.read_manifest(file), file.stat().st_size)
+            for file in self.snapshot_dir.glob(pattern)
+            if not file.name.startswith(".")
+        ]
+        return sorted(snapshots, key=lambda s: (s.collection, s.created_at, s.name))
+
+    def restore_snapshot(self, name: str, location: str) -> None:
+        """Replace (or create) collection ``name`` with the snapshot file at ``location`` (any
+        collection's snapshot of the same vector size). The snapshot is unpacked and checked
+        beside the collection, then swapped in by renames: a refused or killed restore leaves
+        the collection as it was."""
+        check_name(name)
+        if "://" in location:
+            raise StoreError(
+                f"the embedded store restores snapshot files, not URLs ({location}): download "
+                "it first, or restore it on a Qdrant server"
+            )
+        file = Path(location).expanduser()
+        manifest = archive.read_manifest(file)
+        with self._guard:
+            if self.has_collection(name) and self._dimension(name) != manifest.dimension:
+                raise ConfigError(
+                    f"collection {name!r} holds {self._dimension(name)}-d vectors and the "
+                    f"snapshot {file.name} {manifest.dimension}-d: restore it under another "
+                    "collection name, or delete the collection first"
+                )
+            building = self.path / f".{name}{BUILDING}"
+            shutil.rmtree(building, ignore_errors=True)
+            try:
+                shard = archive.unpack(file, building)
+                _check_shard(shard, file, manifest)
+                self._swap_in(name, shard)
+            finally:
+                shutil.rmtree(building, ignore_errors=True)
+
+    def _swap_in(self, name: str, folder: Path) -> None:
+        """Make ``folder`` (in ``path``, a closed shard) collection ``name`` by two renames;
+        call under the guard. A kill in between is settled on the next open."""
+        replaced = self.path / f".{name}{REPLACED}"
+        if (self.path / name).exists():
+            self._close_shard(name)
+            os.replace(self.path / name, replaced)
+        os.replace(folder, self.path / name)
+        shutil.rmtree(replaced, ignore_errors=True)
+
+    def _close_shard(self, name: str) -> None:
+        shard = self._shards.pop(name, None)
+        if shard is not None:
+            shard.flush()
+            shard.close()
+
+    def _settle_swaps(self) -> None:
+        """Finish or undo a swap (:meth:`erase`, :meth:`restore_snapshot`) that a kill cut
+        short: a copy not yet swapped in is dropped (the collection is as before), an old
+        collection already swapped out is removed."""
+        for folder in self.path.glob(f".*{BUILDING}"):
             shutil.rmtree(folder, ignore_errors=True)
-        for folder in self.path.glob(f".*{ERASED}"):
-            name = folder.name[1 : -len(ERASED)]
+        for folder in self.path.glob(f".*{REPLACED}"):
+            name = folder.name[1 : -len(REPLACED)]
             if (self.path / name).exists():
                 shutil.rmtree(folder)
             else:
@@ -269,6 +344,20 @@ class EdgeStore:
         shard = self._shard(name)
         shard.optimize()
         shard.flush()
+
+    def dimension(self, name: str) -> int:
+        if not self.has_collection(name):
+            raise CollectionNotFoundError(name, self.list_collections())
+        return self._dimension(name)
+
+    def points(
+        self, name: str, limit: int, offset: str | None = None
+    ) -> tuple[list[StoredPoint], str | None]:
+        records, after = self._shard(name).scroll(
+            qe.ScrollRequest(offset=offset, limit=limit, with_payload=True, with_vector=True)
+        )
+        page = [to_stored_point(r.id, r.payload or {}, r.vector) for r in records]
+        return page, None if after is None else str(after)
 
     def close(self) -> None:
         with self._guard:
@@ -318,6 +407,47 @@ def _new_shard(folder: Path, dimension: int) -> qe.EdgeShard:
         shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Integer))
     shard.flush()
     return shard
+
+
+def _check_shard(shard: Path, file: Path, manifest: archive.Manifest) -> None:
+    """Raise ``StoreError`` unless the unpacked ``shard`` has lorag's schema (named cosine
+    dense vectors of the manifest's size, IDF sparse vectors) and the manifest's points."""
+    try:
+        config = json.loads((shard / CONFIG_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        config = {}
+    dense = config.get("vectors", {}).get(DENSE, {})
+    sparse = config.get("sparse_vectors", {}).get(SPARSE, {})
+    if (dense.get("size"), dense.get("distance"), sparse.get("modifier")) != (
+        manifest.dimension,
+        "Cosine",
+        "idf",
+    ):
+        raise StoreError(
+            f"{file.name} does not hold a lorag collection: it needs {DENSE!r} cosine vectors "
+            f"of {manifest.dimension} dimensions and {SPARSE!r} IDF sparse vectors"
+        )
+    opened = qe.EdgeShard.load(str(shard))
+    try:
+        points = opened.count(qe.CountRequest(exact=True))
+    finally:
+        opened.close()
+    if points != manifest.points:
+        raise StoreError(
+            f"{file.name} holds {points} points, its manifest says {manifest.points}: the "
+            "snapshot is damaged"
+        )
+
+
+def _snapshot(file: Path, manifest: archive.Manifest, size: int) -> Snapshot:
+    return Snapshot(
+        name=file.name,
+        collection=manifest.collection,
+        created_at=manifest.created_at,
+        size=size,
+        location=str(file),
+        points=manifest.points,
+    )
 
 
 def _filter(

@@ -131,21 +131,26 @@ def gate_version(runtime: Runtime, ref: str, collection: str) -> GateReport:
         )
     questions = read_eval_set(path)
     current, notes = _current(runtime, record)
-    base = {
-        "candidate": record.ref,
-        "current": current.ref if current else BASE,
-        "collection": collection,
-        "eval_set": str(path),
-        "eval_set_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        "questions": len(questions.questions),
-        "tolerance": runtime.settings.gate.tolerance,
-        "max_forgetting_ratio": runtime.settings.gate.max_forgetting_ratio,
-    }
+
+    def decided(checks: list[Check], promoted: bool) -> GateReport:
+        return GateReport(
+            candidate=record.ref,
+            current=current.ref if current else BASE,
+            collection=collection,
+            eval_set=str(path),
+            eval_set_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+            questions=len(questions.questions),
+            tolerance=runtime.settings.gate.tolerance,
+            max_forgetting_ratio=runtime.settings.gate.max_forgetting_ratio,
+            checks=checks,
+            promoted=promoted,
+            decided_at=_now(),
+            notes=notes,
+        )
+
     refusal = _refusal(record, path)
     if refusal is not None:
-        report = GateReport(
-            **base, checks=[refusal], promoted=False, decided_at=_now(), notes=notes
-        )
+        report = decided([refusal], promoted=False)
         registry.record_gate(record.ref, report.to_dict())
         return report
 
@@ -170,7 +175,7 @@ def gate_version(runtime: Runtime, ref: str, collection: str) -> GateReport:
             promoted = True
         except AdapterTaintedError as error:  # an erasure reached it while it was evaluated
             checks.append(Check(TAINTED, None, None, False, str(error)))
-    report = GateReport(**base, checks=checks, promoted=promoted, decided_at=_now(), notes=notes)
+    report = decided(checks, promoted)
     registry.record_gate(record.ref, report.to_dict())
     return report
 

@@ -35,7 +35,7 @@ from tests.api.conftest import DOCS
 from tests.core.test_models import make_lora
 from tests.core.test_registry import make_run
 
-QUESTIONS = [
+QUESTIONS: list[dict[str, Any]] = [
     {
         "question": "How many days of paid leave do employees get?",
         "expected_answer": "25 days",

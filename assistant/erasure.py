@@ -7,7 +7,8 @@
    it is no longer served, promoted or bound) and its kept training rows of those documents
    are removed (:meth:`~assistant.core.registry.AdapterRegistry.taint`);
 2. the rows of those documents are removed from the datasets of the training runs under
-   ``data_dir/runs`` (RAFT and feedback datasets name their documents per row);
+   ``data_dir/runs`` (RAFT and feedback datasets name their documents per row) and from the
+   evaluation sets (:mod:`assistant.evalset`; a deleted collection's goes whole);
 3. the feedback on answers that rested on them is removed (it holds the answers' text);
 4. their chunks are deleted and the store's files rewritten without them, with the kept copies
    of their files (or the whole collection goes);
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from assistant.core.files import write_json
 from assistant.core.registry import TRAINING_DATA
 from assistant.core.training_rows import drop_rows_of
+from assistant.evalset import EVALSETS_DIR, eval_set_path
 
 if TYPE_CHECKING:
     from assistant.runtime import Runtime
@@ -130,9 +132,17 @@ def erase_documents(
             rows[_under(data_dir, version.record.adapter_dir / TRAINING_DATA)] = (
                 version.rows_removed
             )
-    for dataset in sorted((data_dir / RUNS_DIR).glob(f"*/{RUN_DATASET}")):
+    datasets = [
+        *sorted((data_dir / RUNS_DIR).glob(f"*/{RUN_DATASET}")),
+        *sorted((data_dir / EVALSETS_DIR).glob("*.jsonl")),
+    ]
+    for dataset in datasets:
         if removed := drop_rows_of(dataset, wanted):
             rows[_under(data_dir, dataset)] = removed
+    evalset = eval_set_path(runtime.settings, collection)
+    sets_deleted = [_under(data_dir, evalset)] if whole_collection and evalset.is_file() else []
+    if sets_deleted:
+        evalset.unlink()
     feedback_removed = runtime.feedback.drop_documents(wanted)
 
     originals = [
@@ -162,7 +172,7 @@ def erase_documents(
         adapters_tainted=[version.record.ref for version in reached],
         training_rows_removed=rows,
         feedback_removed=feedback_removed,
-        files_erased=sorted({*originals, *rows}),
+        files_erased=sorted({*originals, *rows, *sets_deleted}),
     )
     write_json(data_dir / ERASURES_DIR / f"{erasure_id}.json", report.to_dict())
     return report

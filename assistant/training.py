@@ -11,6 +11,14 @@ caller gives; a callback that raises stops the run (the registry is written only
 has finished). :func:`retrain_adapter` trains a version again on its kept rows (an erasure has
 removed those of erased documents) as a new version.
 
+The collection trained from (or, for a dataset file, ``settings.collection``) has an evaluation
+set (:mod:`assistant.evalset`): the collection's first RAFT dataset holds some of its questions
+out to make it, every later one leaves those chunks out, and ``FinetunePlan.eval_set`` (a
+question file) replaces it once the version is registered. Where there is one (or the plan asks
+for it), the registered candidate goes through the promotion gate (:mod:`assistant.gating`):
+promoted when it is at least as good as the current version, else kept as a candidate with the
+report saying which figure failed.
+
 Under a multi-process launch (``torchrun`` / ``accelerate launch``) rank 0 runs
 :func:`train_adapter` and every other process :func:`help_train`: rank 0 alone prepares the run
 folder and the dataset, all train, and rank 0 alone evaluates and registers.
@@ -27,9 +35,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assistant.core import tracing
-from assistant.core.errors import AdapterError, ConfigError, LoragError
+from assistant.core.errors import AdapterError, CollectionNotFoundError, ConfigError, LoragError
 from assistant.core.files import write_json
 from assistant.core.training_rows import count_rows, row_doc_ids
+from assistant.evalset import eval_set_path, held_out_chunk_ids, read_eval_set
 from assistant.runtime import Runtime
 from finetune.distributed import SINGLE, Ranks
 
@@ -37,6 +46,7 @@ if TYPE_CHECKING:
     from assistant.core.models import HFGenerator
     from assistant.core.registry import AdapterRecord
     from assistant.engine import QueryEngine
+    from assistant.gating import GateReport
     from finetune.config import TrainConfig
     from finetune.synth import SynthReport
     from finetune.trainer import Progress, TrainResult
@@ -62,14 +72,21 @@ class FinetunePlan:
     distractors: int = 3
     abstain_fraction: float = 0.2
     dataset_out: Path | None = None
+    gate: bool | None = None
+    """Put the new version through the promotion gate (``None``: where there is an evaluation
+    set)."""
+    eval_set: Path | None = None
+    """A question file to make the collection's evaluation set (it replaces the one there)."""
 
 
 @dataclass(frozen=True)
 class Trained:
-    """A finished plan: the registered adapter version and how its training went."""
+    """A finished plan: the registered adapter version (promoted, when it passed the gate), how
+    its training went, and the gate's report (``None``: it was not gated)."""
 
     record: AdapterRecord
     result: TrainResult
+    gate: GateReport | None = None
 
 
 def load_train_config(recipe: str, overrides: dict[str, str]) -> TrainConfig:
@@ -99,8 +116,9 @@ def train_adapter(
 
     Refused before anything is trained (:class:`LoragError`): neither or both data sources, a
     name already taken without a new ``version``, ``resume`` without an interrupted run, an
-    invalid recipe. ``on_dataset`` gets the report of a dataset made from a collection,
-    ``announce`` the training plan (examples, held out, steps) before training starts.
+    invalid recipe, an unusable ``eval_set``, ``gate`` asked for with no evaluation set to gate
+    on. ``on_dataset`` gets the report of a dataset made from a collection, ``announce`` the
+    training plan (examples, held out, steps) before training starts.
     ``ranks``: rank 0 of a multi-process launch, whose other processes run :func:`help_train`.
 
     The run is one trace: a ``finetune`` span with a ``train.step`` span per optimiser step.
@@ -131,11 +149,17 @@ def _train_adapter(
     ranks: Ranks,
 ) -> Trained:
     from assistant.core.registry import TrainingOrigin
+    from assistant.evalset import install_eval_set, write_held_out
+    from assistant.gating import gate_version
     from finetune.run import run_finetune
     from finetune.synth import build_raft_dataset
 
     started = datetime.now(UTC).isoformat(timespec="seconds")
     config, run_dir = _checked_run(runtime, plan)
+    collection = gate_collection(runtime, plan)
+    eval_path = eval_set_path(runtime.settings, collection)
+    given = read_eval_set(plan.eval_set) if plan.eval_set is not None else None
+    check_gate(runtime, plan, makes_eval_set=makes_eval_set(runtime, plan))
     if not plan.resume and run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -146,6 +170,7 @@ def _train_adapter(
     if plan.from_collection is not None:
         dataset = plan.dataset_out or run_dir / "dataset.jsonl"
         if not (plan.resume and dataset.is_file()):
+            kept = eval_path.is_file() and given is None  # an earlier set stays held out
             report = build_raft_dataset(
                 runtime,
                 plan.from_collection,
@@ -156,10 +181,21 @@ def _train_adapter(
                 abstain_fraction=plan.abstain_fraction,
                 seed=config.seed,
                 show_progress=show_progress,
+                eval_fraction=0.0 if kept or given else runtime.settings.gate.eval_fraction,
+                exclude_chunk_ids=held_out_chunk_ids(eval_path) if kept else (),
             )
+            if report.held_out:
+                write_held_out(
+                    runtime.settings,
+                    collection,
+                    report.held_out,
+                    plan.abstain_fraction,
+                    config.seed,
+                )
             if on_dataset is not None:
                 on_dataset(report, dataset)
         data = dataset
+        check_gate(runtime, plan, makes_eval_set=False)
     assert data is not None
 
     doc_ids = row_doc_ids(data)  # before training: an erasure meanwhile rewrites the rows
@@ -172,9 +208,9 @@ def _train_adapter(
     result = run_finetune(
         runtime.settings, config, data, run_dir, plan.resume, progress, announce, ranks
     )
-    collection = plan.from_collection or plan.from_feedback
-    if collection is not None:
-        result = _with_held_out_checks(runtime, collection, config, data, result)
+    trained_from = plan.from_collection or plan.from_feedback
+    if trained_from is not None:
+        result = _with_held_out_checks(runtime, trained_from, config, data, result)
     origin = TrainingOrigin.of(
         runtime.settings,
         method=config.method,
@@ -185,7 +221,43 @@ def _train_adapter(
     record = runtime.registry.register(
         plan.name, run_dir, origin, version=plan.version, dataset=data
     )
-    return Trained(_tainted_since(runtime, record, started), result)
+    record = _tainted_since(runtime, record, started)
+    if given is not None:
+        install_eval_set(runtime.settings, collection, given)
+    gating = plan.gate if plan.gate is not None else eval_path.is_file()
+    if not gating:
+        return Trained(record, result)
+    gate = gate_version(runtime, record.ref, collection)
+    return Trained(runtime.registry.get(record.ref), result, gate)
+
+
+def gate_collection(runtime: Runtime, plan: FinetunePlan) -> str:
+    """The collection whose evaluation set gates ``plan``'s version: the one it trains from, or
+    for a dataset file ``settings.collection``."""
+    return plan.from_collection or plan.from_feedback or runtime.settings.collection
+
+
+def makes_eval_set(runtime: Runtime, plan: FinetunePlan) -> bool:
+    """Whether ``plan``'s RAFT dataset may hold questions out as its collection's first
+    evaluation set (the set itself is made only where there is none)."""
+    return plan.from_collection is not None and runtime.settings.gate.eval_fraction > 0
+
+
+def check_gate(runtime: Runtime, plan: FinetunePlan, *, makes_eval_set: bool) -> None:
+    """Refuse a plan that asks for the gate when its collection has no evaluation set and
+    none is given or made (``makes_eval_set``), or a gated plan whose collection is gone."""
+    collection = gate_collection(runtime, plan)
+    has_set = eval_set_path(runtime.settings, collection).is_file()
+    has_set = has_set or makes_eval_set or plan.eval_set is not None
+    if plan.gate is False or (plan.gate is None and not has_set):
+        return
+    if not has_set:
+        raise ConfigError(
+            f"gate: collection {collection!r} has no evaluation set to gate on; give one "
+            "(--eval-set FILE), or train from the collection (it holds some questions out)"
+        )
+    if not runtime.store.has_collection(collection):
+        raise CollectionNotFoundError(collection, runtime.store.list_collections())
 
 
 def help_train(runtime: Runtime, plan: FinetunePlan, ranks: Ranks) -> None:

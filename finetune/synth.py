@@ -12,6 +12,11 @@ hybrid retriever ranks highest for the question (chunks holding the answer left 
 shuffled positions, answered with a citation of the oracle's position. An ``abstain_fraction``
 of the examples has no oracle, only the distractors, and the template's abstain answer.
 
+Chunks can be held out for evaluation: an ``eval_fraction`` of the sampled chunks (seeded) has
+its pairs returned in the report instead of the dataset, and neither they nor the
+``exclude_chunk_ids`` (an earlier evaluation set's) are sampled or used as distractors, so no
+training row holds their text (:mod:`assistant.evalset` writes and checks the set).
+
 The dataset is JSONL in lorag's ``rag`` format (see ``finetune/data.py``), one example per line,
 for a person to review and edit before training::
 
@@ -27,6 +32,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypedDict
@@ -46,7 +52,7 @@ Origin = Literal["model", "extractive"]
 
 POOL_FACTOR = 3
 """Distractors are the first ``distractors`` fitting chunks of the retriever's top
-``1 + POOL_FACTOR * distractors`` for the question."""
+``1 + POOL_FACTOR * distractors`` for the question (and one more per held-out chunk)."""
 MIN_CHUNK_WORDS = 8
 MAX_ANSWER_WORDS = 12
 PAIR_TOKENS = 48
@@ -118,6 +124,8 @@ class SynthReport:
     ``unsupported`` (answer words not in the chunk), ``trivial`` (answer in the question),
     ``duplicate``."""
     source_doc_ids: list[str] = field(default_factory=list)
+    held_out: list[QAPair] = field(default_factory=list)
+    """The pairs on the chunks held out for evaluation (``eval_fraction``): not in the dataset."""
 
     @property
     def dropped_pairs(self) -> int:
@@ -136,15 +144,26 @@ def build_raft_dataset(
     abstain_fraction: float = 0.2,
     seed: int = 0,
     show_progress: bool = False,
+    eval_fraction: float = 0.0,
+    exclude_chunk_ids: Collection[str] = (),
 ) -> SynthReport:
     """Write a RAFT dataset made from ``collection`` to ``out_path`` (atomically); what it holds.
 
     Questions come from ``teacher``, else the configured generator, topped up with cloze
-    questions; at most ``max_chunks`` chunks are sampled, ``questions_per_chunk`` each.
+    questions; at most ``max_chunks`` chunks are sampled, ``questions_per_chunk`` each. The
+    pairs on an ``eval_fraction`` of them are held out (:attr:`SynthReport.held_out`); the
+    ``exclude_chunk_ids`` are left out altogether.
     """
     _check_options(max_chunks, questions_per_chunk, distractors, abstain_fraction)
+    if not 0.0 <= eval_fraction < 1.0:
+        raise ConfigError(f"eval_fraction must be at least 0 and below 1 (got {eval_fraction})")
+    excluded = set(exclude_chunk_ids)
     chunks = runtime.store.chunks(collection)
-    eligible = [chunk for chunk in chunks if len(_WORD.findall(chunk.text)) >= MIN_CHUNK_WORDS]
+    eligible = [
+        chunk
+        for chunk in chunks
+        if len(_WORD.findall(chunk.text)) >= MIN_CHUNK_WORDS and chunk.id not in excluded
+    ]
     if not eligible:
         raise LoragError(
             f"collection {collection!r} has no chunk of {MIN_CHUNK_WORDS} words or more to "
@@ -161,15 +180,20 @@ def build_raft_dataset(
     seen: set[str] = set()
     for chunk in tqdm(selected, desc="questions", unit="chunk", disable=not show_progress):
         pairs.extend(_pairs_for(chunk, writer, questions_per_chunk, seed, seen, dropped))
+    held = _held_out_chunks(selected, eval_fraction, seed)
+    held_out = [pair for pair in pairs if pair.chunk.id in held]
+    pairs = [pair for pair in pairs if pair.chunk.id not in held]
     if not pairs:
         raise LoragError(
             f"no question could be made from the {len(selected)} chunks sampled from "
             f"collection {collection!r}"
         )
 
-    pool = 1 + POOL_FACTOR * distractors
+    pool = 1 + POOL_FACTOR * distractors + len(excluded | held)  # each may take a place
     negatives = [
-        _distractors(runtime, collection, pair, distractors, pool) if distractors else []
+        _distractors(runtime, collection, pair, distractors, pool, excluded | held)
+        if distractors
+        else []
         for pair in pairs
     ]
     can_abstain = [n for n, found in enumerate(negatives) if found]
@@ -189,6 +213,7 @@ def build_raft_dataset(
         origins=dict(sorted(Counter(pair.origin for pair in pairs).items())),
         dropped=dict(sorted(dropped.items())),
         source_doc_ids=sorted({doc for record in records for doc in record["doc_ids"]}),
+        held_out=held_out,
     )
 
 
@@ -306,15 +331,30 @@ def _problem(question: str, answer: str, passage: str) -> str | None:
     return None
 
 
+def _held_out_chunks(selected: list[Chunk], fraction: float, seed: int) -> set[str]:
+    """The ids of a seeded ``fraction`` of ``selected`` (at least one when it is above 0 and
+    two or more were selected; never all of them)."""
+    if fraction <= 0 or len(selected) < 2:
+        return set()
+    count = min(max(round(len(selected) * fraction), 1), len(selected) - 1)
+    return {chunk.id for chunk in random.Random(f"{seed}/held-out").sample(selected, count)}
+
+
 def _distractors(
-    runtime: Runtime, collection: str, pair: QAPair, count: int, pool: int
+    runtime: Runtime,
+    collection: str,
+    pair: QAPair,
+    count: int,
+    pool: int,
+    excluded: Collection[str] = (),
 ) -> list[Chunk]:
-    """The retriever's best chunks for the question that are neither the oracle nor hold the
-    answer (those would teach the model that the answer is missing when it is there)."""
+    """The retriever's best chunks for the question that are neither the oracle, nor hold the
+    answer (those would teach the model that the answer is missing when it is there), nor
+    ``excluded`` (held out for evaluation)."""
     found: list[Chunk] = []
     for hit in runtime.engine.retrieve(pair.question, collection, top_k=pool):
         chunk = hit.chunk
-        if chunk.id == pair.chunk.id or chunk.text == pair.chunk.text:
+        if chunk.id == pair.chunk.id or chunk.text == pair.chunk.text or chunk.id in excluded:
             continue
         if _contains(chunk.text, pair.answer):
             continue

@@ -108,6 +108,27 @@ class Taint(TypedDict):
     trained_hash: str | None
 
 
+class GateCheck(TypedDict):
+    figure: str
+    candidate: float | None
+    against: float | None
+    passed: bool
+    reason: str
+
+
+class Gate(TypedDict):
+    candidate: str
+    current: str
+    collection: str
+    questions: int
+    checks: list[GateCheck]
+    passed: bool
+    failed: list[str]
+    promoted: bool
+    summary: str
+    notes: list[str]
+
+
 class Adapter(TypedDict):
     name: str
     version: int
@@ -120,6 +141,7 @@ class Adapter(TypedDict):
     source_doc_ids: list[str]
     tainted: bool
     tainted_by: list[Taint]
+    gate: Gate | None
 
 
 class Feedback(TypedDict):

@@ -412,6 +412,12 @@ class AdapterOut(BaseModel):
         False, description="A document it was trained on was erased: it is not served."
     )
     tainted_by: list[TaintOut] = Field(default_factory=list)
+    gate: dict[str, Any] | None = Field(
+        None,
+        description="The promotion gate's last report on this version: each figure (answer F1, "
+        "citation precision, abstention accuracy, forgetting) against the current version's, "
+        "passed, failed, promoted; null: never gated.",
+    )
 
 
 class AdapterDetail(BaseModel):

@@ -160,10 +160,14 @@ def answer_file(
     return work
 
 
-def train(runtime: Runtime, plan: FinetunePlan, dataset: str | None) -> Work:
-    """Train ``plan`` (on the job folder's ``dataset`` file, when given) as the next version of
-    its name; losses and progress are reported per step, and a cancel stops it at the next step.
-    A run that does not finish leaves no run folder behind and the registry untouched."""
+def train(
+    runtime: Runtime, plan: FinetunePlan, dataset: str | None, eval_set: str | None = None
+) -> Work:
+    """Train ``plan`` (on the job folder's ``dataset`` file, when given; with its ``eval_set``
+    question file as the collection's evaluation set, when given) as the next version of its
+    name, gated where the plan says; losses and progress are reported per step, and a cancel
+    stops it at the next step. A run that does not finish leaves no run folder behind and the
+    registry untouched. The result carries the gate's report (``None``: not gated)."""
 
     def work(context: JobContext) -> dict[str, Any]:
         versions = [r.version for r in runtime.registry.list() if r.name == plan.name]
@@ -171,6 +175,7 @@ def train(runtime: Runtime, plan: FinetunePlan, dataset: str | None) -> Work:
             plan,
             version=max(versions) + 1 if versions else None,
             data=context.work_dir / dataset if dataset else None,
+            eval_set=context.work_dir / eval_set if eval_set else None,
         )
 
         def progress(step: StepReport) -> None:
@@ -194,6 +199,11 @@ def train(runtime: Runtime, plan: FinetunePlan, dataset: str | None) -> Work:
         except BaseException:
             shutil.rmtree(run_dir_for(runtime, run.name, run.version), ignore_errors=True)
             raise
-        return {"adapter": trained.record.ref, "metrics": trained.record.metrics}
+        return {
+            "adapter": trained.record.ref,
+            "status": trained.record.status,
+            "metrics": trained.record.metrics,
+            "gate": trained.gate.to_dict() if trained.gate else None,
+        }
 
     return work

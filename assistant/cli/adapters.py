@@ -1,18 +1,22 @@
-"""``lorag adapters``: list, show, delete, promote, roll back, merge, export, bind and retrain
-adapters. A version tainted by an erasure (a document it was trained on was deleted) is listed
-as such and is not served; ``retrain`` builds a new version from its kept rows without it."""
+"""``lorag adapters``: list, show, delete, promote, roll back, gate, merge, export, bind and
+retrain adapters. A version tainted by an erasure (a document it was trained on was deleted) is
+listed as such and is not served; ``retrain`` builds a new version from its kept rows without
+it. ``gate`` runs the promotion gate (:mod:`assistant.gating`) on a version again."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.table import Table
 
-from assistant.cli.common import out, parse_overrides, runtime
+from assistant.cli.common import CollectionOption, out, parse_overrides, runtime
 from assistant.core.registry import AdapterRecord
+
+if TYPE_CHECKING:
+    from assistant.gating import GateReport
 
 adapters_app = typer.Typer(help="Manage fine-tuned adapters.", no_args_is_help=True)
 
@@ -35,7 +39,9 @@ def adapters_list() -> None:
         records = rt.registry.list()
         spec = rt.settings.generator  # only auto sends adapters to llama.cpp
         routed = spec.backend == "auto" and spec.adapter_runtime == "llamacpp"
-    table = Table("adapter", "status", "method", "base model", "answers on", "created", "metrics")
+    table = Table(
+        "adapter", "status", "method", "base model", "answers on", "created", "gate", "metrics"
+    )
     for record in records:
         table.add_row(
             record.ref,
@@ -44,6 +50,7 @@ def adapters_list() -> None:
             record.base_model,
             "llama.cpp" if routed and record.lora_gguf_sha256 else "transformers",
             record.created,
+            _gate_cell(record),
             _metrics(record),
         )
     out.print(table)
@@ -84,6 +91,38 @@ def adapters_rollback(name: Annotated[str, typer.Argument(help="Adapter name.")]
     """Promote again the version promoted before the current one."""
     with runtime() as rt:
         out.print(f"promoted {rt.registry.rollback(name).ref}")
+
+
+@adapters_app.command("gate")
+def adapters_gate(ref: RefArgument, collection: CollectionOption = None) -> None:
+    """Run the promotion gate on a version again: it is promoted if it is at least as good as
+    the current version on the collection's evaluation set (default: the collection of its last
+    gate report, else the collection setting)."""
+    from assistant.gating import gate_version
+
+    with runtime() as rt:
+        record = rt.registry.get(ref)
+        last = (record.gate or {}).get("collection")
+        report = gate_version(rt, record.ref, collection or last or rt.settings.collection)
+    for line in gate_lines(report):
+        out.print(line, highlight=False)
+
+
+def gate_lines(report: GateReport) -> list[str]:
+    """The gate's decision, then one line per figure: its value against the current one."""
+    lines = [report.summary() + f" (on {report.questions} questions of {report.eval_set})"]
+    lines += [
+        f"  {'pass' if check.passed else 'FAIL'} {check.figure}: {check.reason}"
+        for check in report.checks
+    ]
+    return lines + [f"  note: {note}" for note in report.notes]
+
+
+def _gate_cell(record: AdapterRecord) -> str:
+    """The gate's last word on ``record``: ``""`` (never gated), passed, or the failed figures."""
+    if record.gate is None:
+        return ""
+    return "passed" if record.gate["passed"] else "failed: " + ", ".join(record.gate["failed"])
 
 
 @adapters_app.command("merge")
@@ -146,7 +185,11 @@ def adapters_retrain(
         )
     record = trained.record
     out.print(
-        f"registered {record.ref} (candidate) from {len(record.source_doc_ids)} source "
-        f"documents: `lorag adapters promote {record.ref}` to serve it",
+        f"registered {record.ref} from {len(record.source_doc_ids)} source documents",
         highlight=False,
     )
+    if trained.gate is None:
+        out.print(f"a candidate: `lorag adapters promote {record.ref}` to serve it")
+    else:
+        for line in gate_lines(trained.gate):
+            out.print(line, highlight=False)

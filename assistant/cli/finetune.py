@@ -1,7 +1,8 @@
-"""``lorag finetune``: train a LoRA / QLoRA / prompt-tuning adapter and register it.
+"""``lorag finetune``: train a LoRA / QLoRA / prompt-tuning adapter, register it, and put it
+through the promotion gate where its collection has an evaluation set.
 
 Run by ``torchrun`` or ``accelerate launch``, it trains on every process; rank 0 alone prints,
-writes and registers (:mod:`finetune.distributed`).
+writes, registers and gates (:mod:`finetune.distributed`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from assistant.cli.adapters import gate_lines
 from assistant.cli.common import fail, out, parse_overrides, runtime
 
 if TYPE_CHECKING:
@@ -69,6 +71,21 @@ def finetune(
     dataset_out: Annotated[
         Path | None, typer.Option(help="Where to save the generated dataset for review.")
     ] = None,
+    gate: Annotated[
+        bool | None,
+        typer.Option(
+            "--gate/--no-gate",
+            help="Promote the new version only if it is at least as good as the current one on "
+            "the collection's evaluation set (default: when the collection has one).",
+        ),
+    ] = None,
+    eval_set: Annotated[
+        Path | None,
+        typer.Option(
+            help="A question file (CSV/JSONL/XLSX with expected answers, sources or "
+            "unanswerable flags) to make the collection's evaluation set, replacing its own."
+        ),
+    ] = None,
 ) -> None:
     """Train an adapter on a dataset or on a collection's documents, then register it.
 
@@ -101,6 +118,8 @@ def finetune(
         distractors=distractors,
         abstain_fraction=abstain_fraction,
         dataset_out=dataset_out,
+        gate=gate,
+        eval_set=eval_set,
     )
     bar: tqdm | None = None
 
@@ -145,6 +164,11 @@ def finetune(
     parity = (result.evaluation or {}).get("llamacpp_parity")
     if parity is not None:
         out.print(_parity_line(parity))
+    if trained.gate is None:
+        out.print(f"not gated: `lorag adapters promote {record.ref}` to serve it", highlight=False)
+    else:
+        for line in gate_lines(trained.gate):
+            out.print(line, highlight=False)
 
 
 def _parity_line(parity: dict[str, object]) -> str:

@@ -15,6 +15,7 @@ Layout under ``settings.data_dir / "adapters"``::
           loss.png
           adapter.gguf              its GGUF LoRA file, when it passed its llama.cpp parity check
           training-data.jsonl       the rows it was trained on, where the run had a dataset file
+          gate.json                 its last promotion-gate report (:mod:`assistant.gating`)
           manifest.json             what the adapter is: see :class:`AdapterRecord`
 
 A version is written to a temporary folder and renamed into place, so a failed registration
@@ -28,6 +29,9 @@ hashes). Erasing one of them (:meth:`AdapterRegistry.taint`) marks every version
 as tainted, a fact in its manifest (which document, from which collection, when, by which
 erasure), and rewrites its kept training rows without the document's; a tainted version is not
 served, promoted or bound (:func:`check_untainted`) until it is retrained into a new version.
+
+The promotion gate's last decision on a version is kept beside it (``gate.json``, and the same
+report in its manifest's ``gate``), written by :meth:`AdapterRegistry.record_gate`.
 
 Torch and peft are imported only by :meth:`AdapterRegistry.merge`.
 """
@@ -77,6 +81,7 @@ METRICS_FILE = "metrics.json"
 RUN_FILES = ("train_config.json", TEMPLATE_FILE, METRICS_FILE, "loss.png")
 """Files copied from a training run's folder, where present (the PEFT files are in its
 ``adapter/`` subfolder)."""
+GATE_FILE = "gate.json"
 TRAINING_DATA = "training-data.jsonl"
 """A version's training rows: what :func:`assistant.training.retrain_adapter` trains on again."""
 BASE_HASHES = "base-hashes.json"
@@ -174,6 +179,8 @@ class AdapterRecord:
     """The content hash of each source document the version was trained on, where known."""
     tainted_by: tuple[Taint, ...] = ()
     """The erasures of documents it was trained on; any: it is tainted and not served."""
+    gate: dict[str, Any] | None = None
+    """The promotion gate's last report on this version (``None``: it was never gated)."""
 
     @property
     def tainted(self) -> bool:
@@ -446,6 +453,15 @@ class AdapterRegistry:
         self._write_history(name, history[:-1])
         self._set_status(name, history[-1], "archived")
         return self._set_status(name, history[-2], "promoted")
+
+    def record_gate(self, ref: str, report: Mapping[str, Any]) -> AdapterRecord:
+        """Keep the promotion gate's ``report`` on the version ``ref`` names (in ``gate.json``
+        and its manifest), replacing an earlier one; the updated record."""
+        record = self.get(ref)
+        write_json(record.adapter_dir / GATE_FILE, dict(report))
+        updated = replace(record, gate=dict(report))
+        write_json(updated.adapter_dir / MANIFEST, updated.manifest())
+        return updated
 
     # ----------------------------------------------------------------------- bindings
 

@@ -251,6 +251,32 @@ class GenerationSettings(BaseModel):
     )
 
 
+class GateSettings(BaseModel):
+    """Eval-gated promotion (:mod:`assistant.gating`): when a new adapter version replaces the
+    promoted one by itself."""
+
+    tolerance: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="How far below the current version a figure (answer F1, citation precision, "
+        "abstention accuracy) may fall and still pass.",
+    )
+    max_forgetting_ratio: float = Field(
+        1.1,
+        gt=0.0,
+        description="The forgetting check passes when the adapter's general-text perplexity is "
+        "at most this many times the base model's.",
+    )
+    eval_fraction: float = Field(
+        0.2,
+        ge=0.0,
+        lt=1.0,
+        description="Share of the sampled chunks whose questions a collection's first RAFT "
+        "dataset writes aside as its evaluation set instead of training on them.",
+    )
+
+
 class ApiKey(BaseModel):
     """One API key: its id (named in logs and the audit log), the secret, its rights."""
 
@@ -370,6 +396,7 @@ class Settings(BaseSettings):
     chunking: ChunkingSettings = ChunkingSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     generation: GenerationSettings = GenerationSettings()
+    gate: GateSettings = GateSettings()
     api: ApiSettings = ApiSettings()
     ui: UiSettings = UiSettings()
     tracing: TracingSettings = TracingSettings()

@@ -90,6 +90,9 @@ def test_a_finetune_job_from_a_collection(served: Served) -> None:
     assert job["collection"] == "kb" and job["result"]["adapter"] == "kbtuned@1"
     listed = served.client.get("/v1/models", headers=ADMIN).json()["data"]
     assert {"kbtuned", "kbtuned@1"} <= {model["id"] for model in listed}
+    # kb's first RAFT dataset held questions out as its evaluation set: the version was gated
+    gate = job["result"]["gate"]
+    assert gate["candidate"] == "kbtuned@1" and gate["eval_set"].endswith("evalsets/kb.jsonl")
 
 
 def test_a_queued_finetune_job_is_cancelled_at_once(served: Served) -> None:
@@ -139,6 +142,19 @@ def test_a_running_finetune_job_stops_at_its_next_step_and_leaves_nothing(served
         ({"name": "x"}, {"file": ("d.jsonl", b"not json\n")}, 422, "line 1"),
         ({"name": "x"}, {"file": ("d.csv", b"a,b\n")}, 415, "'d.csv': unsupported file type"),
         ({"name": "x", "max_steps": "0", "collection": "kb"}, None, 422, "max_steps"),
+        (
+            {"name": "x", "collection": "kb"},
+            {"eval_set": ("q.csv", b"question\nWhat?\n")},
+            422,
+            "evaluation set 'q.csv' has nothing to score against",
+        ),
+        ({"name": "x", "collection": "kb"}, {"eval_set": ("q.txt", b"x")}, 415, "'q.txt'"),
+        (
+            {"name": "x"},
+            {"file": ("d.jsonl", dataset()), "eval_set": ("d.jsonl", dataset())},
+            400,
+            "uploaded as both the dataset and the eval set",
+        ),
     ],
 )
 def test_bad_finetune_requests_are_refused_and_leave_nothing(

@@ -1,7 +1,8 @@
 """Feedback over HTTP: an answer rated up or down (with a correction) by its answer id, kept with
 the question, the sources and the adapter version, audited; refused for an unknown or another
 key's answer. The round trip: thumbs-down + correction -> dataset -> a registered candidate
-adapter; and an erasure reaches the feedback and that adapter."""
+adapter -> the promotion gate's decision on the collection's evaluation set; and an erasure
+reaches the feedback and that adapter."""
 
 from __future__ import annotations
 
@@ -18,6 +19,15 @@ from tests.api.conftest import QUESTION, Served, auth
 
 ADMIN = auth("admin")
 CORRECTION = "The hotel limit is 120 euros per night in Amsterdam [1]."
+EVAL_SET = (
+    "question,expected_answer,expected_source,unanswerable\n"
+    "How many days of paid leave do employees get?,25 days,leave.txt,no\n"
+    "In which class are train tickets reimbursed?,second class,travel.md,no\n"
+    "What is the warranty of the Quillvane 9 hoverboard?,,,yes\n"
+)
+"""The evaluation set the feedback-trained version is gated on: none of its questions is the
+rated one."""
+FIGURES = ["answer_f1", "citation_precision", "abstention_accuracy", "forgetting_ratio"]
 
 
 def ask(served: Served, **body: Any) -> dict[str, Any]:
@@ -101,20 +111,35 @@ def test_only_the_key_that_asked_rates_an_answer(served: Served, rated: dict[str
     assert (served.settings.data_dir / "feedback.jsonl").read_text() == lines
 
 
-def test_feedback_becomes_a_registered_candidate_adapter(
+def test_feedback_becomes_an_adapter_version_and_a_gate_decision(
     served: Served, rated: dict[str, Any]
 ) -> None:
     accepted = served.client.post(
-        "/v1/finetune", data={"name": "fromfb", "feedback": "kb", "max_steps": "1"}, headers=ADMIN
+        "/v1/finetune",
+        data={"name": "fromfb", "feedback": "kb", "max_steps": "1", "gate": "true"},
+        files={"eval_set": ("kb-questions.csv", EVAL_SET.encode())},
+        headers=ADMIN,
     )
     assert accepted.status_code == 202, accepted.text
     job = served.wait(accepted.json()["job_id"])
     assert job["status"] == "succeeded", job
     assert job["result"]["adapter"] == "fromfb@1" and job["collection"] == "kb"
+    gate = job["result"]["gate"]
+    assert (gate["candidate"], gate["current"], gate["collection"]) == ("fromfb@1", "base", "kb")
+    assert gate["questions"] == 3 and [c["figure"] for c in gate["checks"]] == FIGURES
+    assert gate["failed"] == [c["figure"] for c in gate["checks"] if not c["passed"]]
+    assert gate["promoted"] == gate["passed"] == (not gate["failed"])
     [adapter] = [
         a for a in served.client.get("/v1/adapters", headers=ADMIN).json() if a["name"] == "fromfb"
     ]
-    assert adapter["status"] == "candidate" and not adapter["tainted"]
+    assert adapter["gate"] == gate and not adapter["tainted"]
+    assert (
+        adapter["status"]
+        == job["result"]["status"]
+        == ("promoted" if gate["passed"] else "candidate")
+    )
+    shown = served.client.get("/v1/adapters/fromfb", headers=ADMIN).json()
+    assert shown["versions"][0]["gate"] == gate
     sources = {s["doc_id"] for r in (rated["base"], rated["tuned"]) for s in r["sources"]}
     assert set(adapter["source_doc_ids"]) == sources
     rows = [

@@ -171,3 +171,12 @@ def test_finetune_from_a_collection_scores_held_out_answers_with_retrieval(
     assert parity["checked"] is False and parity["served_on_llamacpp"] is False
     assert "GGUF" in parity["reason"]
     assert shown["lora_gguf_sha256"] is None and not (Path(shown["path"]) / "adapter.gguf").exists()
+
+    # The collection's first RAFT dataset held one chunk's questions out as its evaluation set,
+    # and the new version was gated on it.
+    evalset = [json.loads(line) for line in (tiny_settings.data_dir / "evalsets/kb.jsonl").open()]
+    held = {row["chunk_id"] for row in evalset if row["chunk_id"]}
+    assert len(held) == 1
+    assert not [row for row in map(json.loads, dataset.open()) if held & set(row["chunk_ids"])]
+    assert shown["gate"]["candidate"] == "kbft@1" and shown["gate"]["current"] == "base"
+    assert shown["gate"]["questions"] == len(evalset)

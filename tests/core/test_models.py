@@ -330,6 +330,14 @@ def test_adapters_switch_on_one_base(tiny_settings: Settings, adapters: list[Pat
     ):
         generator.unload_adapter("second")
 
+    # With the last adapter unloaded, the base answers as before, and adapters load again.
+    generator.unload_adapter("first")
+    assert generator.adapters == []
+    assert generator.generate(QUESTION, max_new_tokens=16) == base_answer
+    generator.load_adapter(str(adapters[0]), "again")
+    assert generator.generate(QUESTION, max_new_tokens=16, adapter="again") == first
+    assert generator.generate(QUESTION, max_new_tokens=16) == base_answer
+
 
 def test_unknown_adapter_lists_the_loaded_ones(
     tiny_settings: Settings, adapters: list[Path]

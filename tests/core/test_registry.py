@@ -120,6 +120,7 @@ def test_register_copies_the_run_into_version_1(
         "lora_gguf_sha256": None,
         "source_doc_hashes": {},
         "tainted_by": [],
+        "gate": None,
     }
     assert registry.list() == [record]
     assert not [p for p in registry.root.iterdir() if p.name.startswith(".")]  # no staging left
@@ -540,11 +541,11 @@ def test_a_taint_is_recorded_once_per_document_and_removes_its_rows(
     assert registry.get("support").tainted and not registry.get("other").tainted
 
 
-def test_a_manifest_from_before_taints_reads_as_untainted(
+def test_a_manifest_from_before_taints_and_gates_reads_as_untainted_and_ungated(
     registry: AdapterRegistry, origin: TrainingOrigin, runs: list[Path]
 ) -> None:
     record = registry.register("support", runs[0], origin)
     manifest = json.loads((record.adapter_dir / MANIFEST).read_text())
-    del manifest["tainted_by"], manifest["source_doc_hashes"]
+    del manifest["tainted_by"], manifest["source_doc_hashes"], manifest["gate"]
     (record.adapter_dir / MANIFEST).write_text(json.dumps(manifest))
-    assert registry.get("support") == record and not record.tainted
+    assert registry.get("support") == record and not record.tainted and record.gate is None

@@ -47,6 +47,7 @@ def _adapter(name: str, version: int, status: str, tainted: bool = False) -> Ada
         "source_doc_ids": ["d"],
         "tainted": tainted,
         "tainted_by": taints if tainted else [],
+        "gate": None,
     }
 
 

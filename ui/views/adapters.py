@@ -1,8 +1,9 @@
 """Adapters: every version with its figures, the evaluation of one (base model vs adapter) and
-its training loss as charts, promote or roll back, and fine-tune a new version from the chosen
-collection or an uploaded dataset while its loss curve draws itself. A version tainted by an
-erasure (trained on a document since deleted) says so, by which document, and how to rebuild it;
-it cannot be promoted.
+its training loss as charts, the promotion gate's figures of every version of its name as a
+chart and its decision on the shown one, promote or roll back, and fine-tune a new version from
+the chosen collection or an uploaded dataset while its loss curve draws itself. A version
+tainted by an erasure (trained on a document since deleted) says so, by which document, and how
+to rebuild it; it cannot be promoted.
 """
 
 from __future__ import annotations
@@ -16,13 +17,19 @@ from ui import session
 from ui.client import ApiError, LoragClient
 from ui.components.errors import show_error
 from ui.components.jobs import finished_job, follow, show_job_problems, show_losses
-from ui.schemas import Adapter, LossPoint
+from ui.schemas import Adapter, Gate, LossPoint
 from ui.wording import count
 
 RECIPES = ["lora-cpu", "qlora"]
 FINETUNE_JOB = "finetune_job"
 FROM_COLLECTION = "The documents of the chosen collection"
 FROM_FILE = "A dataset file (JSONL)"
+GATE_FIGURES = {
+    "answer_f1": "Answer F1",
+    "citation_precision": "Citation precision",
+    "abstention_accuracy": "Abstention accuracy",
+}
+"""The promotion gate's evaluation figures (higher is better), as the chart names them."""
 
 
 def _evaluation(adapter: Adapter) -> dict[str, Any]:
@@ -124,6 +131,43 @@ def _evaluation_charts(adapter: Adapter) -> None:
             st.caption("This version has no recorded training loss.")
 
 
+def _gate_chart(adapters: list[Adapter], name: str) -> None:
+    """The gate's figures of each gated version of ``name``, one line per figure."""
+    rows: dict[int, dict[str, float | None]] = {}
+    for adapter in adapters:
+        gate = adapter["gate"]
+        if adapter["name"] == name and gate is not None:
+            values = {check["figure"]: check["candidate"] for check in gate["checks"]}
+            rows[adapter["version"]] = {
+                label: values.get(key) for key, label in GATE_FIGURES.items()
+            }
+    if not rows:
+        st.caption(f"No version of '{name}' has been through the promotion gate.")
+        return
+    st.markdown(f"**'{name}' on its evaluation set, per version: higher is better**")
+    frame = pd.DataFrame.from_dict(rows, orient="index").sort_index()
+    frame.index.name = "version"
+    st.line_chart(frame, x_label="version", y_label="score", height=220)
+
+
+def _gate_decision(adapter: Adapter) -> None:
+    """What the gate decided on the shown version, each figure against the current one's."""
+    gate: Gate | None = adapter["gate"]
+    if gate is None:
+        st.caption(f"{adapter['ref']} has not been through the promotion gate.")
+        return
+    lines = "\n".join(
+        f"- {'pass' if check['passed'] else '**fail**'} {check['figure']}: {check['reason']}"
+        for check in gate["checks"]
+    )
+    notes = "".join(f"\n\n{note}" for note in gate["notes"])
+    text = f"**Gate:** {gate['summary']} (on {gate['questions']} questions)\n\n{lines}{notes}"
+    if gate["passed"]:
+        st.success(text, icon=":material/verified:")
+    else:
+        st.warning(text, icon=":material/rule:")
+
+
 def _promote_or_roll_back(client: LoragClient, adapters: list[Adapter], shown: Adapter) -> None:
     """Promote the shown version, or roll its adapter back to the version promoted before."""
     name = shown["name"]
@@ -203,11 +247,14 @@ def _finetune_outcome(client: LoragClient) -> None:
     result = job["result"]
     if job["status"] == "succeeded" and result is not None:
         name = str(result["adapter"]).split("@")[0]
-        st.success(
-            f"Trained **{result['adapter']}**. It is a candidate: promote it above to make "
-            f"'{name}' mean it.",
-            icon=":material/check_circle:",
-        )
+        gate = result.get("gate")
+        if gate is None:
+            decided = f"It is a candidate: promote it above to make '{name}' mean it."
+        elif gate["promoted"]:
+            decided = f"{gate['summary']}: '{name}' means it now."
+        else:
+            decided = f"{gate['summary']}; promote it above to serve it anyway."
+        st.success(f"Trained **{result['adapter']}**. {decided}", icon=":material/check_circle:")
     if job["losses"]:
         show_losses(job["losses"], "Training loss of the last run")
     show_job_problems(job)
@@ -230,6 +277,8 @@ def main() -> None:
         shown = next(a for a in adapters if a["ref"] == chosen)
         _taint_warning(shown)
         _evaluation_charts(shown)
+        _gate_chart(adapters, shown["name"])
+        _gate_decision(shown)
         _promote_or_roll_back(client, adapters, shown)
     else:
         st.info("No adapter yet: fine-tune one below.", icon=":material/tune:")

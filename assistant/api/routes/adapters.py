@@ -1,4 +1,5 @@
 """Adapters: list every version, show one name's versions, promote a version, roll back.
+A version's last promotion-gate report (:mod:`assistant.gating`) is shown with it.
 
 Any valid key may list and show (a version tainted by an erasure says so, and by which); promoting
 and rolling back change what every collection's ``NAME`` means, so they need ``admin`` on
@@ -81,6 +82,7 @@ def adapter_out(record: AdapterRecord) -> dict[str, Any]:
         "source_doc_ids": list(record.source_doc_ids),
         "tainted": record.tainted,
         "tainted_by": [asdict(taint) for taint in record.tainted_by],
+        "gate": record.gate,
     }
 
 

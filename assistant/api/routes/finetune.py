@@ -4,14 +4,21 @@ A multipart form: ``name``, and exactly one of ``collection`` (a RAFT dataset is
 documents; ``admin`` on it), ``feedback`` (a collection: rows are made from the feedback on its
 answers, :mod:`assistant.feedback_dataset`; ``admin`` on it) or ``file`` (a JSONL dataset;
 ``admin`` on ``"*"``), with an optional
-shipped ``recipe`` and ``max_steps``. Everything is checked before the job is queued: the name,
-the recipe, the collection, every record of the dataset. The job trains the next version of
-``name`` (version 1 for a new name) and reports its losses; ``GET /v1/jobs/{id}`` follows it.
+shipped ``recipe`` and ``max_steps``, and for the promotion gate (:mod:`assistant.gating`) an
+optional ``eval_set`` question file (it becomes the collection's evaluation set) and ``gate``
+(default: gate where the collection has an evaluation set). Everything is checked before the job
+is queued: the name, the recipe, the collection, every record of the dataset, every row of the
+evaluation set, a gate asked for with nothing to gate on. The job trains the next version of
+``name`` (version 1 for a new name), reports its losses and, gated, promotes it or says which
+figure failed; ``GET /v1/jobs/{id}`` follows it.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from dataclasses import replace
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, UploadFile
@@ -21,10 +28,18 @@ from assistant.api.auth import Caller
 from assistant.api.schemas import ERROR_RESPONSES, JobAccepted
 from assistant.api.services import ServicesDep
 from assistant.api.tasks import train
-from assistant.api.uploads import save_uploads
+from assistant.api.uploads import safe_name, save_uploads
+from assistant.batch.formats import SUFFIXES, BatchInputError
 from assistant.core.errors import AdapterError, CollectionNotFoundError
 from assistant.core.registry import parse_ref
-from assistant.training import DEFAULT_RECIPE, FinetunePlan, load_train_config
+from assistant.evalset import read_eval_set
+from assistant.training import (
+    DEFAULT_RECIPE,
+    FinetunePlan,
+    check_gate,
+    load_train_config,
+    makes_eval_set,
+)
 
 router = APIRouter(tags=["adapters"], responses=ERROR_RESPONSES)
 
@@ -45,6 +60,17 @@ async def start_finetune(
         str | None, Form(description="Make the training data from this collection's feedback.")
     ] = None,
     file: Annotated[UploadFile | None, File(description="A JSONL training dataset.")] = None,
+    eval_set: Annotated[
+        UploadFile | None,
+        File(
+            description="A question file (csv/jsonl/xlsx with expected answers, sources or "
+            "unanswerable flags): the collection's evaluation set from now on."
+        ),
+    ] = None,
+    gate: Annotated[
+        bool | None,
+        Form(description="Gate the new version (default: where there is an evaluation set)."),
+    ] = None,
 ) -> Any:
     """Start a fine-tuning job: its id."""
     from finetune.config import recipe_path
@@ -70,19 +96,27 @@ async def start_finetune(
         from_feedback=feedback,
         recipe=str(recipe_path(recipe)),
         overrides={"max_steps": str(max_steps)} if max_steps else {},
+        gate=gate,
     )
     load_train_config(plan.recipe, plan.overrides)
     jobs = services.jobs
     with jobs.staging() as folder:
-        dataset = None
+        dataset = questions = None
         if file is not None:
             [dataset] = await save_uploads([file], folder, (".jsonl",))
             await run_in_threadpool(load_examples, folder / dataset)
+        if eval_set is not None:
+            questions = await _eval_set(eval_set, folder, dataset)
+        check_gate(
+            services.runtime,
+            replace(plan, eval_set=folder / questions if questions else None),
+            makes_eval_set=makes_eval_set(services.runtime, plan),
+        )
         job = jobs.submit(
             "finetune",
             collection or feedback,
             caller.key_id,
-            train(services.runtime, plan, dataset),
+            train(services.runtime, plan, dataset, questions),
             folder,
         )
     services.audit.change(
@@ -91,3 +125,19 @@ async def start_finetune(
         target={"adapter": adapter, "collection": collection or feedback, "job_id": job.id},
     )
     return {"job_id": job.id}
+
+
+async def _eval_set(upload: UploadFile, folder: Path, dataset: str | None) -> str:
+    """Save the uploaded evaluation set into the job's ``folder`` (renamed to one no upload has)
+    and check every row; its file name there."""
+    if dataset is not None and safe_name(upload.filename) == dataset:
+        raise HTTPException(400, f"{dataset!r} is uploaded as both the dataset and the eval set")
+    [uploaded] = await save_uploads([upload], folder, SUFFIXES)
+    name = f".eval-set{Path(uploaded).suffix.lower()}"  # no upload is named so (a dot first)
+    os.replace(folder / uploaded, folder / name)
+    try:
+        await run_in_threadpool(read_eval_set, folder / name)
+    except BatchInputError as error:  # name the user's file, not the staging path
+        staged = repr(str(folder / name))
+        raise BatchInputError(str(error).replace(staged, repr(uploaded))) from None
+    return name

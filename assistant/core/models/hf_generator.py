@@ -363,7 +363,9 @@ class HFGenerator:
         return nullcontext()
 
     def unload_adapter(self, name: str) -> None:
-        """Detach the loaded adapter ``name`` (:class:`AdapterError` if none is loaded so)."""
+        """Detach the loaded adapter ``name`` (:class:`AdapterError` if none is loaded so). The
+        last one takes the PEFT wrapper with it (peft would go on looking up the deleted one as
+        active), leaving the base model as it was loaded."""
         with self._lock:
             if self._peft is None or name not in self._peft.peft_config:
                 loaded = ", ".join(self.adapters) or "none"
@@ -372,6 +374,9 @@ class HFGenerator:
                 # peft says which adapter it made active instead; requests name theirs anyway.
                 warnings.filterwarnings("ignore", r"Adapter .* was active which is now deleted")
                 self._peft.delete_adapter(name)
+            if not self._peft.peft_config:
+                self._base = self._peft.unload()
+                self._peft = None
 
     def load_adapter(self, path: str, name: str) -> None:
         """Attach the PEFT adapter folder ``path`` under ``name`` (safetensors only).

@@ -156,8 +156,8 @@ def distill(
     remove_staging(run_dir)
 
     ordered = sorted(train_examples, key=Example.digest)
-    prompts = [_prompt(e, student.tokenizer, config, options) for e in ordered]
-    eval_prompts = [_prompt(e, student.tokenizer, config, options) for e in eval_examples]
+    prompts = prompts_of(ordered, student.tokenizer, config, options)
+    eval_prompts = prompts_of(eval_examples, student.tokenizer, config, options)
     total = config.total_steps(len(prompts))
     parameters = trainable_parameters(student.model)
     optimizer = _optimizer(parameters, config)
@@ -239,6 +239,16 @@ def distill(
     return result
 
 
+def prompts_of(
+    examples: Sequence[Example],
+    tokenizer: PreTrainedTokenizerBase,
+    config: TrainConfig,
+    options: DistillConfig,
+) -> list[Prompt]:
+    """Each example's prompt, its start cut so that a sampled answer still fits the row."""
+    return [_prompt(example, tokenizer, config, options) for example in examples]
+
+
 def held_out_divergence(
     student: TrainableModel,
     teacher: Teacher,
@@ -272,7 +282,6 @@ def _prompt(
     config: TrainConfig,
     options: DistillConfig,
 ) -> Prompt:
-    """The example's prompt, its start cut so that a sampled answer still fits the row."""
     tokens = tokenize_example(example, tokenizer, config.max_seq_length)
     split = next(n for n, label in enumerate(tokens.labels) if label != IGNORE_INDEX)
     room = max(config.max_seq_length - options.max_new_tokens, 1)

@@ -30,20 +30,6 @@ from finetune.distill_config import DistillConfig
 from finetune.gkd import TokenizerMismatchError, divergence_sum
 from finetune.modeling import build_model
 from tests.finetune.conftest import rag_record, write_jsonl
-from tests.fixtures.tiny_models import build_tiny_generator
-
-
-@pytest.fixture(scope="session")
-def tiny_teacher_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A wider, deeper tiny Llama on the student's tokenizer, with other weights."""
-    folder = tmp_path_factory.mktemp("tiny-teacher")
-    return build_tiny_generator(folder, hidden=96, layers=3, seed=1)
-
-
-@pytest.fixture(scope="session")
-def other_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny Llama on a tokenizer with another vocabulary."""
-    return build_tiny_generator(tmp_path_factory.mktemp("tiny-other-tokenizer"), vocab=420)
 
 
 def options(teacher: Path) -> DistillConfig:

@@ -188,38 +188,15 @@ def distill(
         state = {key: restored[key] for key in state}
         start = restored["step"]
 
-    per_step = config.batch_size * config.grad_accumulation
     for step in range(start + 1, total + 1):
-        indices = step_examples(len(prompts), per_step, config.seed, step - 1)
-        on_policy = random.Random(f"{config.seed}/{step}").random() < options.lmbda
-        learning_rate = optimizer.param_groups[0]["lr"]
-        began = time.perf_counter()
-        chosen = [prompts[i] for i in indices]
-        answers = (
-            _sample(student, chosen, options, greedy=False)
-            if on_policy
-            else [p.answer_ids for p in chosen]
-        )
-        sampled = time.perf_counter()
-        batches = _batches(chosen, answers, config, student)
-        loss = _optimiser_step(student, teacher, batches, optimizer, parameters, config, options)
-        scheduler.step()
-        seconds = time.perf_counter() - began
-        tokens = sum(batch.tokens for batch in batches)
-        state["tokens"] += tokens
-        state["train_seconds"] += seconds
-        state["sample_seconds"] += sampled - began
-        entry = {
-            "step": step,
-            "loss": loss,
-            "lr": learning_rate,
-            "tokens": tokens,
-            "answer_tokens": sum(batch.answer_tokens for batch in batches),
-            "on_policy": on_policy,
-            "seconds": seconds,
-        }
+        entry = _step(student, teacher, prompts, step, (optimizer, scheduler), config, options)
+        state["tokens"] += entry["tokens"]
+        state["train_seconds"] += entry["seconds"]
+        state["sample_seconds"] += entry.pop("sample_seconds")
         state["history"].append(entry)
-        record_span("train.step", seconds, {f"lorag.train.{k}": v for k, v in entry.items()})
+        record_span(
+            "train.step", entry["seconds"], {f"lorag.train.{k}": v for k, v in entry.items()}
+        )
         eval_loss = None
         eval_due = step == total or (config.eval_every and step % config.eval_every == 0)
         if eval_prompts and eval_due:
@@ -228,7 +205,8 @@ def distill(
         if config.save_every and step % config.save_every == 0 and step < total:
             save_checkpoint(run_dir, step, student.model, optimizer, scheduler, {**run, **state})
         if progress is not None:
-            progress(StepReport(step, total, loss, learning_rate, tokens / seconds, eval_loss))
+            speed = entry["tokens"] / entry["seconds"]
+            progress(StepReport(step, total, entry["loss"], entry["lr"], speed, eval_loss))
 
     adapter_dir = save_adapter(student.model, run_dir / ADAPTER_DIR)
     data = (train_examples, eval_examples, [*prompts, *eval_prompts])
@@ -287,6 +265,46 @@ def _prompt(
     room = max(config.max_seq_length - options.max_new_tokens, 1)
     ids = tokens.input_ids[:split]
     return Prompt(ids[-room:], tokens.input_ids[split:], tokens.truncated or len(ids) > room)
+
+
+def _step(
+    student: TrainableModel,
+    teacher: Teacher,
+    prompts: Sequence[Prompt],
+    step: int,
+    optimisation: tuple[torch.optim.Optimizer, Any],
+    config: TrainConfig,
+    options: DistillConfig,
+) -> dict[str, Any]:
+    """Optimiser step ``step`` (1-based): its prompts, on- or off-policy answers, the update;
+    the history entry (with ``sample_seconds``, the time the student spent sampling)."""
+    optimizer, scheduler = optimisation
+    per_step = config.batch_size * config.grad_accumulation
+    indices = step_examples(len(prompts), per_step, config.seed, step - 1)
+    on_policy = random.Random(f"{config.seed}/{step}").random() < options.lmbda
+    learning_rate = optimizer.param_groups[0]["lr"]
+    began = time.perf_counter()
+    chosen = [prompts[i] for i in indices]
+    answers = (
+        _sample(student, chosen, options, greedy=False)
+        if on_policy
+        else [p.answer_ids for p in chosen]
+    )
+    sampled = time.perf_counter()
+    batches = _batches(chosen, answers, config, student)
+    parameters = trainable_parameters(student.model)
+    loss = _optimiser_step(student, teacher, batches, optimizer, parameters, config, options)
+    scheduler.step()
+    return {
+        "step": step,
+        "loss": loss,
+        "lr": learning_rate,
+        "tokens": sum(batch.tokens for batch in batches),
+        "answer_tokens": sum(batch.answer_tokens for batch in batches),
+        "on_policy": on_policy,
+        "seconds": time.perf_counter() - began,
+        "sample_seconds": sampled - began,
+    }
 
 
 def _sample(

@@ -38,6 +38,19 @@ def tiny_generator_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_teacher_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A wider, deeper tiny Llama on the tiny generator's tokenizer (a distillation teacher)."""
+    folder = tmp_path_factory.mktemp("tiny-teacher")
+    return build_tiny_generator(folder, hidden=96, layers=3, seed=1)
+
+
+@pytest.fixture(scope="session")
+def other_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Llama on a tokenizer with another vocabulary than the tiny generator's."""
+    return build_tiny_generator(tmp_path_factory.mktemp("tiny-other-tokenizer"), vocab=420)
+
+
+@pytest.fixture(scope="session")
 def tiny_embedder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer BERT (32 dims) saved as a sentence-transformers folder."""
     return build_tiny_embedder(tmp_path_factory.mktemp("tiny-embedder"))

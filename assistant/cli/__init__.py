@@ -12,6 +12,7 @@ import typer
 from assistant.cli.adapters import adapters_app
 from assistant.cli.answering import ask, chat
 from assistant.cli.batch import batch, evaluate
+from assistant.cli.distill import distill
 from assistant.cli.documents import collections, documents_app, ingest
 from assistant.cli.finetune import finetune
 from assistant.cli.serve import serve
@@ -28,6 +29,7 @@ app.command()(ask)
 app.command()(chat)
 app.command()(collections)
 app.command()(finetune)
+app.command()(distill)
 app.command()(batch)
 app.command("eval")(evaluate)
 app.command()(serve)

@@ -455,6 +455,7 @@ def _result(
         resumed_from_step=start if start else None,
         history=history,
         eval_history=state["eval_history"],
+        processes=1,  # distillation runs on one process
         distillation={
             **options.model_dump(mode="json"),
             "on_policy_steps": sum(bool(h["on_policy"]) for h in history),

@@ -407,11 +407,22 @@ def show(report: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=32, choices=range(1, 129), metavar="1..128")
-    parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--warmup-s", type=float, default=60.0)
-    parser.add_argument("--think-s", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=32,
+        choices=range(1, 129),
+        metavar="1..128",
+        help="client threads (default 32)",
+    )
+    parser.add_argument("--minutes", type=float, default=10.0, help="the counted run (10)")
+    parser.add_argument(
+        "--warmup-s", type=float, default=60.0, help="traffic before RSS is first taken (60)"
+    )
+    parser.add_argument(
+        "--think-s", type=float, default=1.0, help="mean pause between a client's actions (1)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="the clients' random choices (0)")
     args = parser.parse_args()
     if not 0.5 <= args.minutes <= 240:
         parser.error("--minutes must be between 0.5 and 240")

@@ -20,11 +20,15 @@ import copy
 import dataclasses
 import re
 import time
+from collections import abc
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from opentelemetry.trace import Span
+from opentelemetry.util.types import AttributeValue
 
 from assistant.citations import attribute, cited_numbers, to_citation
 from assistant.conversation import (
@@ -35,6 +39,7 @@ from assistant.conversation import (
     stands_alone,
     with_conversation,
 )
+from assistant.core import tracing
 from assistant.core.errors import CollectionNotFoundError, InvalidQuestionError
 from assistant.core.prompt import DEFAULT_TEMPLATE, PromptTemplate, fit_sources
 from assistant.core.protocols import Embedder, Generator, Reranker, SparseEncoder, VectorStore
@@ -103,6 +108,7 @@ class QueryEngine:
         generation: GenerationSettings,
         template: PromptTemplate = DEFAULT_TEMPLATE,
         reranker: Reranker | None = None,
+        trace_questions: bool = False,
     ) -> None:
         self.embedder = embedder
         self.sparse = sparse
@@ -113,6 +119,10 @@ class QueryEngine:
         self.generation = generation
         self.template = template
         self.templates: dict[str, PromptTemplate] = {}
+        self.trace_questions = trace_questions
+        """Put question texts on their traces (``api.log_question_text``): off, traces (each
+        answer's ``answer`` span with ``retrieve`` and ``generate`` under it,
+        :mod:`assistant.core.tracing`) carry no question text."""
 
     def with_generator(self, generator: Generator) -> QueryEngine:
         """This engine (same store, retrieval and templates) answering with ``generator``."""
@@ -131,12 +141,19 @@ class QueryEngine:
         collection: str,
         top_k: int | None = None,
         mode: RetrievalMode = "hybrid",
+        *,
+        parent: Span | None = None,
     ) -> list[Hit]:
         """The best ``top_k`` chunks of ``collection`` for ``question``: hybrid (dense and BM25,
         RRF-fused) or dense only, then reordered by the reranker when there is one
-        (:mod:`assistant.reranking`)."""
+        (:mod:`assistant.reranking`). Its ``retrieve`` span goes under ``parent`` (default: the
+        current span)."""
         self._check_collection(collection)
-        return self._search(collection, question, self.embedder.embed_query(question), top_k, mode)
+        with self._retrieve_span(collection, mode, parent) as span:
+            vector = self.embedder.embed_query(question)
+            hits = self._search(collection, question, vector, top_k, mode)
+            span.set_attributes(tracing.hit_attributes(hits))
+        return hits
 
     def retrieve_batch(
         self,
@@ -144,14 +161,22 @@ class QueryEngine:
         collection: str,
         top_k: int | None = None,
         mode: RetrievalMode = "hybrid",
+        *,
+        parents: Sequence[Span] | None = None,
     ) -> list[list[Hit]]:
-        """:meth:`retrieve` for several questions, their embeddings computed in one batch."""
+        """:meth:`retrieve` for several questions, their embeddings computed in one batch; the
+        ``retrieve`` span of each search goes under its question's span in ``parents``."""
         self._check_collection(collection)
         vectors = self.embedder.embed_documents(list(questions))
-        return [
-            self._search(collection, question, vector, top_k, mode)
-            for question, vector in zip(questions, vectors, strict=True)
-        ]
+        found: list[list[Hit]] = []
+        for i, (question, vector) in enumerate(zip(questions, vectors, strict=True)):
+            with self._retrieve_span(collection, mode, parents[i] if parents else None) as span:
+                hits = self._search(collection, question, vector, top_k, mode)
+                span.set_attributes(
+                    {**tracing.hit_attributes(hits), tracing.BATCH_SIZE: len(questions)}
+                )
+            found.append(hits)
+        return found
 
     def stream(
         self,
@@ -166,18 +191,43 @@ class QueryEngine:
         With a ``conversation``, a follow-up is first rewritten to stand alone
         (:mod:`assistant.conversation`; ``Answer.query`` holds the rewrite): retrieval, the
         prompt's question and the support check use the rewrite, and the prompt shows the last
-        ``generation.history_turns`` turns before the sources."""
+        ``generation.history_turns`` turns before the sources.
+
+        Each question is one trace: an ``answer`` span (under the current span) with the
+        ``retrieve`` and ``generate`` spans under it."""
         question = check_question(question)
         self._check_collection(collection)
+        traced = self._traced(question, collection, adapter)
+        with (
+            tracing.span("answer", attributes=traced) as root,
+            closing(
+                self._stream(root, question, collection, adapter, top_k, conversation)
+            ) as events,
+        ):
+            for event in events:
+                if isinstance(event, Done):
+                    root.set_attributes(tracing.answer_attributes(event.answer))
+                yield event
+
+    def _stream(
+        self,
+        root: Span,
+        question: str,
+        collection: str,
+        adapter: str | None,
+        top_k: int | None,
+        conversation: Conversation | None,
+    ) -> abc.Generator[AnswerEvent, None, None]:
         template = self.template_for(adapter)
         started = time.perf_counter()
         timings: dict[str, float] = {}
         query = search = question
         if conversation is not None and conversation.turns and not stands_alone(question):
-            query = standalone_question(self.generator, conversation.turns, question)
+            with tracing.span("condense", root):
+                query = standalone_question(self.generator, conversation.turns, question)
             search = search_text(conversation.turns, query)
             timings["condense_s"] = time.perf_counter() - started
-        hits = self.retrieve(search, collection, top_k)
+        hits = self.retrieve(search, collection, top_k, parent=root)
         timings["retrieve_s"] = time.perf_counter() - started - timings.get("condense_s", 0.0)
         if is_off_topic(query, hits, self.sparse, self.retrieval):
             yield Token(template.abstain_answer)
@@ -189,10 +239,10 @@ class QueryEngine:
         hits, messages = self._prompt(template, query, hits, conversation)
         timings["prompt_tokens"] = self.generator.count_tokens(self.generator.render(messages))
         pieces: list[str] = []
-        for piece in self._drafted(messages, adapter, timings, started):
+        for piece in self._drafted(messages, adapter, timings, started, root):
             pieces.append(piece)
             yield Token(piece)
-        answer = self._checked(query, hits, messages, "".join(pieces), adapter, timings)
+        answer = self._checked(query, hits, messages, "".join(pieces), adapter, timings, root)
         timings["total_s"] = time.perf_counter() - started
         yield Done(_asked(answer, question))
 
@@ -200,19 +250,23 @@ class QueryEngine:
         self, question: str, adapter: str | None = None
     ) -> Iterator[AnswerEvent]:
         """Answer ``question`` without documents: what the model (or the adapter) knows by
-        itself. Nothing is retrieved or cited; only the model's own refusal abstains."""
+        itself. Nothing is retrieved or cited; only the model's own refusal abstains. Its trace
+        is an ``answer`` span with a ``generate`` span under it."""
         question = check_question(question)
         template = self.template_for(adapter)
-        started = time.perf_counter()
-        _, messages = self._prompt(template, question, [])
-        timings = {"prompt_tokens": self.generator.count_tokens(self.generator.render(messages))}
-        pieces: list[str] = []
-        for piece in self._drafted(messages, adapter, timings, started):
-            pieces.append(piece)
-            yield Token(piece)
-        answer = self.answer_from(question, [], "".join(pieces), adapter, timings)
-        timings["total_s"] = time.perf_counter() - started
-        yield Done(answer)
+        with tracing.span("answer", attributes=self._traced(question, None, adapter)) as root:
+            started = time.perf_counter()
+            _, messages = self._prompt(template, question, [])
+            prompt = self.generator.render(messages)
+            timings: dict[str, float] = {"prompt_tokens": self.generator.count_tokens(prompt)}
+            pieces: list[str] = []
+            for piece in self._drafted(messages, adapter, timings, started, root):
+                pieces.append(piece)
+                yield Token(piece)
+            answer = self.answer_from(question, [], "".join(pieces), adapter, timings)
+            timings["total_s"] = time.perf_counter() - started
+            root.set_attributes(tracing.answer_attributes(answer))
+            yield Done(answer)
 
     def ask(
         self,
@@ -239,13 +293,16 @@ class QueryEngine:
         """Answer several questions at once: one retrieval batch, one generation batch.
 
         Decoding is greedy whatever ``generation.temperature`` says. Each answer's timings are
-        the batch's times shared equally among its questions.
+        the batch's times shared equally among its questions. Each question is one trace, as
+        with :meth:`stream`; its ``generate`` span is the whole batch's generation.
         """
         questions = [check_question(question) for question in questions]
-        started = time.perf_counter()
-        hits = self.retrieve_batch(questions, collection, top_k, mode)
-        retrieve_s = time.perf_counter() - started
-        answers = self.answer_batch(questions, hits, adapter)
+        traced = [self._traced(question, collection, adapter) for question in questions]
+        with tracing.spans("answer", traced) as roots:
+            started = time.perf_counter()
+            hits = self.retrieve_batch(questions, collection, top_k, mode, parents=roots)
+            retrieve_s = time.perf_counter() - started
+            answers = self._answer_batch(questions, hits, adapter, roots)
         for answer in answers:
             answer.timings["retrieve_s"] = retrieve_s / len(answers)
             answer.timings["total_s"] += retrieve_s / len(answers)
@@ -261,8 +318,20 @@ class QueryEngine:
 
         With ``hits=None`` each question is asked alone, without sources (what the model knows
         by itself): nothing is cited and only the model's own refusal makes an abstention.
+        Each question is one trace (see :meth:`ask_batch`).
         """
         questions = [check_question(question) for question in questions]
+        traced = [self._traced(question, None, adapter) for question in questions]
+        with tracing.spans("answer", traced) as roots:
+            return self._answer_batch(questions, hits, adapter, roots)
+
+    def _answer_batch(
+        self,
+        questions: Sequence[str],
+        hits: Sequence[list[Hit]] | None,
+        adapter: str | None,
+        roots: Sequence[Span],
+    ) -> list[Answer]:
         template = self.template_for(adapter)
         started = time.perf_counter()
         answers: dict[int, Answer] = {}
@@ -273,17 +342,23 @@ class QueryEngine:
                 answers[i] = self._abstain(template, question, found, "weak_retrieval", adapter, {})
             else:
                 prompts[i] = self._prompt(template, question, found)
-        texts = self.generator.generate_batch(
-            [messages for _, messages in prompts.values()],
-            max_new_tokens=self.generation.max_new_tokens,
-            adapter=adapter,
-        )
+        generating = {**self._generating(adapter, 0.0), tracing.BATCH_SIZE: len(prompts)}
+        parents = [roots[i] for i in prompts]
+        with tracing.spans("generate", [generating] * len(prompts), parents) as spans:
+            texts = self.generator.generate_batch(
+                [messages for _, messages in prompts.values()],
+                max_new_tokens=self.generation.max_new_tokens,
+                adapter=adapter,
+            )
+            for span, (_, messages), text in zip(spans, prompts.values(), texts, strict=True):
+                self._usage(span, messages, text)
         for (i, (used, messages)), text in zip(prompts.items(), texts, strict=True):
-            answers[i] = self._checked(questions[i], used, messages, text, adapter, {})
+            answers[i] = self._checked(questions[i], used, messages, text, adapter, {}, roots[i])
         share = (time.perf_counter() - started) / max(len(questions), 1)
         ordered = [answers[i] for i in range(len(questions))]
-        for answer in ordered:
+        for answer, root in zip(ordered, roots, strict=True):
             answer.timings.update(total_s=share)
+            root.set_attributes(tracing.answer_attributes(answer))
         return ordered
 
     def answer_from(
@@ -327,6 +402,7 @@ class QueryEngine:
         draft: str,
         adapter: str | None,
         timings: dict[str, float],
+        root: Span,
     ) -> Answer:
         """The ``Answer`` of ``draft`` (:meth:`answer_from`); for a draft the support check
         withdrew, that of a second draft, which may not start as the first did.
@@ -341,14 +417,17 @@ class QueryEngine:
         if answer.abstain_reason != "unsupported":
             return answer
         started = time.perf_counter()
-        text = "".join(
-            self.generator.stream(
-                messages,
-                max_new_tokens=self.generation.max_new_tokens,
-                adapter=adapter,
-                avoid=[draft],
+        redrafting = {**self._generating(adapter, 0.0), "lorag.redraft": True}
+        with tracing.span("generate", root, redrafting) as span:
+            text = "".join(
+                self.generator.stream(
+                    messages,
+                    max_new_tokens=self.generation.max_new_tokens,
+                    adapter=adapter,
+                    avoid=[draft],
+                )
             )
-        )
+            self._usage(span, messages, text)
         timings["redraft_s"] = time.perf_counter() - started
         return self.answer_from(question, hits, text, adapter, timings)
 
@@ -358,19 +437,68 @@ class QueryEngine:
         adapter: str | None,
         timings: dict[str, float],
         started: float,
+        root: Span,
     ) -> Iterator[str]:
-        """The model's draft as it is generated; its first piece's time goes in ``timings``."""
-        first = True
-        for piece in self.generator.stream(
-            messages,
-            max_new_tokens=self.generation.max_new_tokens,
-            temperature=self.generation.temperature,
-            adapter=adapter,
-        ):
-            if first:
-                timings["first_token_s"] = time.perf_counter() - started
-                first = False
-            yield piece
+        """The model's draft as it is generated; its first piece's time goes in ``timings``,
+        its ``generate`` span under ``root``."""
+        temperature = self.generation.temperature
+        with tracing.span("generate", root, self._generating(adapter, temperature)) as span:
+            pieces: list[str] = []
+            for piece in self.generator.stream(
+                messages,
+                max_new_tokens=self.generation.max_new_tokens,
+                temperature=temperature,
+                adapter=adapter,
+            ):
+                if not pieces:
+                    timings["first_token_s"] = time.perf_counter() - started
+                pieces.append(piece)
+                yield piece
+            self._usage(span, messages, "".join(pieces))
+
+    def _traced(
+        self, question: str, collection: str | None, adapter: str | None
+    ) -> dict[str, AttributeValue]:
+        """The attributes of a question's ``answer`` span (its text only if allowed)."""
+        attributes: dict[str, AttributeValue] = {
+            tracing.ADAPTER: adapter or "base",
+            tracing.MODEL: self.generator.model_id,
+        }
+        if collection is not None:
+            attributes[tracing.COLLECTION] = collection
+        if self.trace_questions:
+            attributes[tracing.QUESTION] = question
+        return attributes
+
+    def _generating(self, adapter: str | None, temperature: float) -> dict[str, AttributeValue]:
+        """The attributes of a ``generate`` span."""
+        return {
+            tracing.OPERATION: "chat",
+            tracing.MODEL: self.generator.model_id,
+            tracing.ADAPTER: adapter or "base",
+            tracing.MAX_TOKENS: self.generation.max_new_tokens,
+            tracing.TEMPERATURE: temperature,
+        }
+
+    def _usage(self, span: Span, messages: list[dict[str, str]], text: str) -> None:
+        """The prompt's and the answer's token counts on a ``generate`` span (counted only when
+        the span is recorded)."""
+        if span.is_recording():
+            prompt = self.generator.count_tokens(self.generator.render(messages))
+            span.set_attributes(
+                {
+                    tracing.INPUT_TOKENS: prompt,
+                    tracing.OUTPUT_TOKENS: self.generator.count_tokens(text),
+                }
+            )
+
+    def _retrieve_span(
+        self, collection: str, mode: RetrievalMode, parent: Span | None
+    ) -> AbstractContextManager[Span]:
+        """The current span for a search (its rerank span goes under it)."""
+        return tracing.current_span(
+            "retrieve", parent, {tracing.COLLECTION: collection, "lorag.retrieval.mode": mode}
+        )
 
     def _check_collection(self, collection: str) -> None:
         if not self.store.has_collection(collection):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from assistant.core.errors import AdapterError
 from assistant.core.prompt import PromptTemplate, load_template
 from assistant.core.registry import (
+    BASE,
     AdapterRegistry,
     check_base,
     check_lora_gguf,
@@ -36,8 +37,6 @@ if TYPE_CHECKING:
 
 ORIGINALS_DIR = "originals"
 """Under ``data_dir``: the kept copies of uploaded files (:class:`~assistant.sources.Originals`)."""
-BASE = "base"
-"""The adapter reference that means the base model alone, even on a bound collection."""
 CLI_USER = "cli"
 """Who the audit log and erasure reports name for what the command line did."""
 
@@ -163,6 +162,7 @@ class Runtime:
             retrieval=self.settings.retrieval,
             generation=self.settings.generation,
             reranker=self.reranker,
+            trace_questions=self.settings.api.log_question_text,
         )
 
     def ingestor(self, collection: str, show_progress: bool = False) -> Ingestor:

@@ -10,6 +10,10 @@ register the result with the dataset it trained on and the documents its rows ca
 caller gives; a callback that raises stops the run (the registry is written only when training
 has finished). :func:`retrain_adapter` trains a version again on its kept rows (an erasure has
 removed those of erased documents) as a new version.
+
+Under a multi-process launch (``torchrun`` / ``accelerate launch``) rank 0 runs
+:func:`train_adapter` and every other process :func:`help_train`: rank 0 alone prepares the run
+folder and the dataset, all train, and rank 0 alone evaluates and registers.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from assistant.core import tracing
 from assistant.core.errors import AdapterError, ConfigError, LoragError
 from assistant.core.files import write_json
 from assistant.core.training_rows import count_rows, row_doc_ids
 from assistant.runtime import Runtime
+from finetune.distributed import SINGLE, Ranks
 
 if TYPE_CHECKING:
     from assistant.core.models import HFGenerator
@@ -87,6 +93,7 @@ def train_adapter(
     on_dataset: Callable[[SynthReport, Path], None] | None = None,
     announce: Callable[[str], None] | None = None,
     show_progress: bool = False,
+    ranks: Ranks = SINGLE,
 ) -> Trained:
     """Train the adapter ``plan`` describes and register it.
 
@@ -94,28 +101,41 @@ def train_adapter(
     name already taken without a new ``version``, ``resume`` without an interrupted run, an
     invalid recipe. ``on_dataset`` gets the report of a dataset made from a collection,
     ``announce`` the training plan (examples, held out, steps) before training starts.
+    ``ranks``: rank 0 of a multi-process launch, whose other processes run :func:`help_train`.
+
+    The run is one trace: a ``finetune`` span with a ``train.step`` span per optimiser step.
     """
+    traced = {tracing.ADAPTER: plan.name, tracing.MODEL: runtime.settings.generator.model}
+    with tracing.current_span("finetune", attributes=traced) as span:
+        trained = _train_adapter(
+            runtime, plan, progress, on_dataset, announce, show_progress, ranks
+        )
+        span.set_attributes(
+            {
+                "lorag.adapter.version": trained.record.version,
+                "lorag.train.steps": trained.result.steps,
+                "lorag.train.final_loss": trained.result.final_loss,
+                "lorag.train.tokens": trained.result.tokens,
+            }
+        )
+    return trained
+
+
+def _train_adapter(
+    runtime: Runtime,
+    plan: FinetunePlan,
+    progress: Progress | None,
+    on_dataset: Callable[[SynthReport, Path], None] | None,
+    announce: Callable[[str], None] | None,
+    show_progress: bool,
+    ranks: Ranks,
+) -> Trained:
     from assistant.core.registry import TrainingOrigin
     from finetune.run import run_finetune
     from finetune.synth import build_raft_dataset
 
     started = datetime.now(UTC).isoformat(timespec="seconds")
-    sources = (plan.data, plan.from_collection, plan.from_feedback)
-    if sum(source is not None for source in sources) != 1:
-        raise ConfigError(
-            "give exactly one of a dataset file, a collection, or a collection's feedback to "
-            "train from"
-        )
-    config = load_train_config(plan.recipe, plan.overrides)
-    versions = [r.version for r in runtime.registry.list() if r.name == plan.name]
-    if versions and plan.version is None:
-        listed = ", ".join(map(str, versions))
-        raise AdapterError(
-            f"adapter {plan.name!r} already exists (versions {listed}); pass --version N"
-        )
-    run_dir = run_dir_for(runtime, plan.name, plan.version)
-    if plan.resume and not run_dir.is_dir():
-        raise LoragError(f"no interrupted run of {plan.name!r} to resume in {run_dir}")
+    config, run_dir = _checked_run(runtime, plan)
     if not plan.resume and run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -144,8 +164,13 @@ def train_adapter(
 
     doc_ids = row_doc_ids(data)  # before training: an erasure meanwhile rewrites the rows
     hashes = _content_hashes(runtime, doc_ids)
+    if ranks.distributed:  # a GGUF base is converted once, here, not by every process at once
+        from assistant.core.models import resolve_generator_path
+
+        resolve_generator_path(runtime.settings)
+    ranks.barrier()  # the other processes wait for the run folder, the dataset and the base
     result = run_finetune(
-        runtime.settings, config, data, run_dir, plan.resume, progress, announce=announce
+        runtime.settings, config, data, run_dir, plan.resume, progress, announce, ranks
     )
     collection = plan.from_collection or plan.from_feedback
     if collection is not None:
@@ -161,6 +186,79 @@ def train_adapter(
         plan.name, run_dir, origin, version=plan.version, dataset=data
     )
     return Trained(_tainted_since(runtime, record, started), result)
+
+
+def help_train(runtime: Runtime, plan: FinetunePlan, ranks: Ranks) -> None:
+    """Train on a process other than rank 0 of a multi-process launch: the same checks as
+    :func:`train_adapter`, then wait for rank 0 to prepare the run folder, the dataset and the
+    base model, and train this process's share of every step (rank 0 evaluates and registers
+    the adapter)."""
+    from finetune.run import run_finetune
+
+    config, run_dir = _checked_run(runtime, plan)
+    ranks.barrier()
+    data = plan.data or plan.dataset_out or run_dir / "dataset.jsonl"
+    run_finetune(runtime.settings, config, data, run_dir, plan.resume, ranks=ranks)
+
+
+def _checked_run(runtime: Runtime, plan: FinetunePlan) -> tuple[TrainConfig, Path]:
+    """The training config and run folder of ``plan``, or the error that refuses it (see
+    :func:`train_adapter`; :class:`RunAlreadyRegistered` for a finished run); nothing is
+    written."""
+    sources = (plan.data, plan.from_collection, plan.from_feedback)
+    if sum(source is not None for source in sources) != 1:
+        raise ConfigError(
+            "give exactly one of a dataset file, a collection, or a collection's feedback to "
+            "train from"
+        )
+    config = load_train_config(plan.recipe, plan.overrides)
+    run_dir = run_dir_for(runtime, plan.name, plan.version)
+    if plan.resume:
+        finished = _registered_from(runtime, plan.name, run_dir)
+        if finished is not None:  # killed after registering: nothing is left to do
+            raise RunAlreadyRegistered(finished)
+    versions = [r.version for r in runtime.registry.list() if r.name == plan.name]
+    if versions and plan.version is None:
+        listed = ", ".join(map(str, versions))
+        raise AdapterError(
+            f"adapter {plan.name!r} already exists (versions {listed}); pass --version N"
+        )
+    if plan.resume and not run_dir.is_dir():
+        raise LoragError(f"no interrupted run of {plan.name!r} to resume in {run_dir}")
+    return config, run_dir
+
+
+class RunAlreadyRegistered(LoragError):
+    """``resume`` of a run that had finished and registered its adapter (the process was
+    stopped after that): ``record`` is the version it registered."""
+
+    def __init__(self, record: AdapterRecord) -> None:
+        super().__init__(
+            f"the run of {record.name!r} had already finished and registered {record.ref}; "
+            "there is nothing to resume"
+        )
+        self.record = record
+
+
+def _registered_from(runtime: Runtime, name: str, run_dir: Path) -> AdapterRecord | None:
+    """The version of ``name`` registered from ``run_dir``: the one holding a copy of the
+    run's final ``metrics.json`` (written before it registers)."""
+    from assistant.core.registry import METRICS_FILE
+
+    metrics = run_dir / METRICS_FILE
+    if not metrics.is_file():
+        return None
+    written = metrics.read_bytes()
+    return next(
+        (
+            record
+            for record in runtime.registry.list()
+            if record.name == name
+            and (record.adapter_dir / METRICS_FILE).is_file()
+            and (record.adapter_dir / METRICS_FILE).read_bytes() == written
+        ),
+        None,
+    )
 
 
 def retrain_adapter(

@@ -104,6 +104,13 @@ def killed_at(args: Sequence[str], env: dict[str, str], delay: float) -> bool:
 
 
 def env_for(base: dict[str, str], data_dir: Path) -> dict[str, str]:
+    """``base`` on ``data_dir``, whose model cache is the one shared by every data folder of
+    the loop (``data_dir/../cache``): the first run converts the models, the others reuse them."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    shared = data_dir.parent / "cache"
+    shared.mkdir(exist_ok=True)
+    if not (data_dir / "cache").exists():
+        (data_dir / "cache").symlink_to(shared, target_is_directory=True)
     return {**base, "LORAG_DATA_DIR": str(data_dir)}
 
 
@@ -192,6 +199,7 @@ def batch_loop(
     batch_env = env_for(env, data_dir)
     clean_out = work / "batch-clean.jsonl"
     base = ["batch", str(questions), "--collection", "kb", "--no-progress"]
+    run([*base, "--output", str(work / "batch-warm-up.jsonl")], batch_env)  # converts the model
     clean_s = run([*base, "--output", str(clean_out)], batch_env)
     clean = answers_of(clean_out)
     rng = random.Random(seed)
@@ -237,6 +245,7 @@ def finetune_loop(
     work: Path, dataset: Path, env: dict[str, str], rounds: int, seed: int, tolerance: float
 ) -> Loop:
     args = ["finetune", "--data", str(dataset), "--name", "crash"]
+    run(args, env_for(env, work / "finetune-warm-up"))  # converts the model into the shared cache
     clean_dir = work / "finetune-clean"
     clean_s = run(args, env_for(env, clean_dir))
     _, clean = losses_of(clean_dir, "crash")
@@ -246,14 +255,16 @@ def finetune_loop(
         data_dir = work / f"finetune-{n}"
         round_env = env_for(env, data_dir)
         started = time.perf_counter()
-        kills = 0
+        kills, finished = 0, False
         for _ in range(rng.randint(1, 3)):
-            started_run = (data_dir / "runs").is_dir() and any((data_dir / "runs").iterdir())
-            kills += killed_at(
-                [*args, "--resume"] if started_run else args, round_env, rng.uniform(0, clean_s)
+            finished = not killed_at(
+                _finetune_args(args, data_dir), round_env, rng.uniform(0, clean_s)
             )
-        started_run = (data_dir / "runs").is_dir() and any((data_dir / "runs").iterdir())
-        run([*args, "--resume"] if started_run else args, round_env)
+            if finished:  # ended before its kill: a finished run is not run again
+                break
+            kills += 1
+        if not finished:
+            run(_finetune_args(args, data_dir), round_env)
         seconds = time.perf_counter() - started
         versions, losses = losses_of(data_dir, "crash")
         problems = []
@@ -266,6 +277,12 @@ def finetune_loop(
         done.append(Round(kills, not problems, seconds, problems))
         shutil.rmtree(data_dir)
     return Loop("finetune", clean_s, done)
+
+
+def _finetune_args(args: list[str], data_dir: Path) -> list[str]:
+    """``args``, with ``--resume`` once a killed run has left its run folder."""
+    runs = data_dir / "runs"
+    return [*args, "--resume"] if runs.is_dir() and any(runs.iterdir()) else args
 
 
 # -------------------------------------------------------------------------------------- main

@@ -135,6 +135,19 @@ def mean_loss(
 
     ``autocast`` makes the precision context for a forward pass (e.g. bf16 autocast).
     """
+    total, count = loss_totals(model, batches, device, autocast, virtual_tokens)
+    return total / max(count, 1)
+
+
+def loss_totals(
+    model: nn.Module,
+    batches: Sequence[Batch],
+    device: torch.device,
+    autocast: Callable[[], AbstractContextManager[object]],
+    virtual_tokens: int = 0,
+) -> tuple[float, int]:
+    """The summed answer-token loss over ``batches`` and their answer tokens, as
+    :func:`mean_loss` computes them (so that several processes can add theirs up)."""
     import torch
 
     was_training = model.training
@@ -147,4 +160,4 @@ def mean_loss(
                 count += batch.answer_tokens
     finally:
         model.train(was_training)
-    return total / max(count, 1)
+    return total, count

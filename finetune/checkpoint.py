@@ -5,7 +5,8 @@
 - ``adapter.safetensors``: the trainable weights (the PEFT state dict);
 - ``optimizer.safetensors`` + ``optimizer.json``: the optimiser state's tensors and the rest
   (hyper-parameters, step counts);
-- ``rng.safetensors``: torch's CPU (and CUDA) generator states;
+- ``rng.safetensors``: torch's CPU (and CUDA) generator states (of every training process, those
+  of rank N > 0 under ``rankN.``, so that dropout continues on each as it would have);
 - ``state.json``: the step reached (which fixes the data order position, the order being a pure
   function of the seed and the step), the scheduler state, numpy's and Python's generator states,
   the loss history, and what the run was (config, data fingerprint) so a resume cannot mix runs.
@@ -63,8 +64,12 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     state: dict[str, Any],
+    rank_rngs: list[dict[str, torch.Tensor]] | None = None,
 ) -> Path:
-    """Write ``checkpoints/step-{step}`` atomically, then drop all but the newest :data:`KEEP`."""
+    """Write ``checkpoints/step-{step}`` atomically, then drop all but the newest :data:`KEEP`.
+
+    ``rank_rngs``: the :func:`torch_rng` of each training process, by rank (default: this
+    process's only)."""
     from peft import get_peft_model_state_dict
     from safetensors.torch import save_file
 
@@ -78,7 +83,7 @@ def save_checkpoint(
         tensors, rest = _split_optimizer(optimizer.state_dict())
         save_file(tensors, staging / "optimizer.safetensors")
         write_json(staging / "optimizer.json", rest)
-        save_file(_torch_rng(), staging / "rng.safetensors")
+        save_file(_by_rank(rank_rngs or [torch_rng()]), staging / "rng.safetensors")
         full_state = {
             **state,
             "step": step,
@@ -107,11 +112,13 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     expected: dict[str, Any],
+    rank: int = 0,
 ) -> dict[str, Any]:
     """Restore weights, optimiser, scheduler and RNG states from ``path``; return its state.
 
     ``expected`` holds what must match (config, data fingerprint); a mismatch raises
-    :class:`CheckpointError` naming the difference.
+    :class:`CheckpointError` naming the difference. ``rank``: the training process restoring
+    (its own torch generator states; one the checkpoint has none for keeps its own).
     """
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
@@ -132,7 +139,8 @@ def load_checkpoint(
     rest = json.loads((path / "optimizer.json").read_text())
     optimizer.load_state_dict(_join_optimizer(load_file(path / "optimizer.safetensors"), rest))
     scheduler.load_state_dict(state["scheduler"])
-    _restore_rng(load_file(path / "rng.safetensors"), state["numpy_rng"], state["python_rng"])
+    torch_states = _of_rank(load_file(path / "rng.safetensors"), rank)
+    _restore_rng(torch_states, state["numpy_rng"], state["python_rng"])
     return state
 
 
@@ -171,7 +179,8 @@ def _join_optimizer(tensors: dict[str, Any], rest: dict[str, Any]) -> dict[str, 
     return {"state": state, "param_groups": rest["param_groups"]}
 
 
-def _torch_rng() -> dict[str, torch.Tensor]:
+def torch_rng() -> dict[str, torch.Tensor]:
+    """This process's torch generator states: ``cpu``, and ``cuda.N`` where CUDA is in use."""
     import torch
 
     states = {"cpu": torch.get_rng_state()}
@@ -179,6 +188,23 @@ def _torch_rng() -> dict[str, torch.Tensor]:
         for n, cuda_state in enumerate(torch.cuda.get_rng_state_all()):
             states[f"cuda.{n}"] = cuda_state
     return states
+
+
+def _by_rank(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """One flat dict: rank 0's keys as they are, rank N's prefixed ``rankN.``."""
+    return {
+        (key if rank == 0 else f"rank{rank}.{key}"): value
+        for rank, rank_states in enumerate(states)
+        for key, value in rank_states.items()
+    }
+
+
+def _of_rank(tensors: dict[str, torch.Tensor], rank: int) -> dict[str, torch.Tensor]:
+    """The states :func:`_by_rank` stored for ``rank`` (none: an empty dict)."""
+    if rank == 0:
+        return {key: value for key, value in tensors.items() if not key.startswith("rank")}
+    prefix = f"rank{rank}."
+    return {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 def _numpy_rng() -> list[Any]:
@@ -192,7 +218,8 @@ def _restore_rng(tensors: dict[str, Any], numpy_state: list[Any], python_state: 
     import numpy as np
     import torch
 
-    torch.set_rng_state(tensors["cpu"])
+    if "cpu" in tensors:
+        torch.set_rng_state(tensors["cpu"])
     cuda = sorted((k for k in tensors if k.startswith("cuda.")), key=lambda k: int(k[5:]))
     if cuda and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([tensors[k] for k in cuda])

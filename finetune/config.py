@@ -41,7 +41,9 @@ class TrainConfig(BaseModel):
     by the number of answer tokens in them. Without ``packing`` they run as ``grad_accumulation``
     micro-batches of ``batch_size`` examples, padded to the longest; with ``packing`` they are
     packed into rows of at most ``max_seq_length`` tokens, ``batch_size`` rows per forward pass
-    (position ids restart per example, so examples do not attend to each other).
+    (position ids restart per example, so examples do not attend to each other). On several
+    processes (:mod:`finetune.distributed`) a step's examples are shared between them, each
+    running its share the same way: ``batch_size * grad_accumulation`` is the global batch.
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)

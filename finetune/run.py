@@ -1,7 +1,8 @@
 """The fine-tuning entry point the CLI calls: load → split → train → evaluate → report.
 
 ``run_finetune`` returns the :class:`~finetune.trainer.TrainResult` (adapter folder, metrics,
-data fingerprint, source chunk ids) for the caller to register the adapter.
+data fingerprint, source chunk ids) for the caller to register the adapter. Under a multi-process
+launch every process trains; only rank 0 evaluates and writes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from assistant.core.files import write_json
 from assistant.core.settings import Settings
 from finetune.config import TrainConfig
 from finetune.data import load_examples, split_examples
+from finetune.distributed import SINGLE, Ranks
 from finetune.evaluate import evaluate_adapter
 from finetune.trainer import Progress, TrainResult, train
 
@@ -30,12 +32,14 @@ def run_finetune(
     resume: bool = False,
     progress: Progress | None = None,
     announce: Callable[[str], None] | None = None,
+    ranks: Ranks = SINGLE,
 ) -> TrainResult:
     """Train an adapter on the JSONL dataset ``data_path`` into ``run_dir`` and evaluate it.
 
     ``config.eval_split`` of the examples (seeded) is held out; the evaluation (held-out loss and
     perplexity, base vs adapter, and the forgetting check) is added to ``metrics.json``.
-    ``announce`` gets the plan (examples, held out, steps) before training starts.
+    ``announce`` gets the plan (examples, held out, steps) before training starts. ``ranks``:
+    this process of a multi-process launch; the others return the result without evaluation.
     """
     examples = load_examples(data_path)
     train_examples, eval_examples = split_examples(
@@ -45,7 +49,11 @@ def run_finetune(
     log.info("%s", plan)
     if announce is not None:
         announce(plan)
-    result = train(settings, config, train_examples, eval_examples, run_dir, resume, progress)
+    result = train(
+        settings, config, train_examples, eval_examples, run_dir, resume, progress, ranks
+    )
+    if not ranks.main:
+        return result
     if result.truncated_examples:
         log.warning(
             "%d examples were longer than max_seq_length=%d and were cut (prompt start dropped)",

@@ -9,7 +9,15 @@ linear / constant schedule. No ``transformers.Trainer``: every token it processe
 The data order is a pure function of the seed and the step (a seeded permutation per epoch over
 the examples sorted by content), so a run resumed from a checkpoint — after a kill -9 too —
 continues with exactly the batches, dropout masks and optimiser state it would have had, and
-ends with the same adapter. A finished run leaves in ``run_dir``::
+ends with the same adapter.
+
+Under ``torchrun`` / ``accelerate launch`` (:mod:`finetune.distributed`) every process runs
+``train`` with the same arguments: each takes its share of every step's examples, the loss is
+divided by the answer tokens of the whole step (summed over the processes) and the gradients are
+summed before clipping, so a step's update is the one a single process makes on the whole step
+(the same loss curve, up to float rounding). Only rank 0 writes checkpoints (with every process's
+torch generator states), the adapter and the run files; a resumed run loads the same checkpoint
+on every process. A finished run leaves in ``run_dir``::
 
     adapter/               PEFT adapter (adapter_config.json, adapter_model.safetensors)
     checkpoints/step-N/    the last two checkpoints
@@ -37,15 +45,18 @@ from assistant.core.files import write_json
 from assistant.core.models import PICKLE_SUFFIXES
 from assistant.core.prompt import DEFAULT_TEMPLATE
 from assistant.core.settings import Settings
-from finetune.batches import Batch, loss_sum, make_batches, mean_loss
+from assistant.core.tracing import record_span
+from finetune.batches import Batch, loss_sum, loss_totals, make_batches
 from finetune.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
     remove_staging,
     save_checkpoint,
+    torch_rng,
 )
 from finetune.config import TrainConfig
 from finetune.data import Example, TokenizedExample, fingerprint, tokenize_example
+from finetune.distributed import SINGLE, Ranks
 from finetune.modeling import TrainableModel, build_model, trainable_parameters
 from finetune.report import plot_losses
 
@@ -89,6 +100,7 @@ class TrainResult:
     tokens: int
     train_seconds: float
     peak_rss_mb: float
+    processes: int
     bf16: bool
     trainable_parameters: int
     data_fingerprint: str
@@ -140,19 +152,23 @@ def train(
     run_dir: Path,
     resume: bool = False,
     progress: Progress | None = None,
+    ranks: Ranks = SINGLE,
 ) -> TrainResult:
     """Train an adapter on ``train_examples`` into ``run_dir`` (see the module docstring).
 
     With ``resume``, continue from the newest checkpoint in ``run_dir`` (or start if it has
-    none). Without it, a ``run_dir`` that already holds checkpoints is refused.
+    none). Without it, a ``run_dir`` that already holds checkpoints is refused. ``ranks``: this
+    process among those of a multi-process launch (every one returns the same result; ``progress``
+    is called on each).
     """
     from transformers import get_scheduler
 
     if not train_examples:
         raise TrainingError("no training examples")
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    remove_staging(run_dir)
+    if ranks.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        remove_staging(run_dir)
     latest = latest_checkpoint(run_dir)
     if latest is not None and not resume:
         raise TrainingError(
@@ -160,15 +176,16 @@ def train(
             "new run folder"
         )
 
-    trainable = build_model(settings, config)
+    trainable = build_model(ranks.for_rank(settings), config)
     tokenizer, length = trainable.tokenizer, config.max_seq_length
     ordered = sorted(train_examples, key=Example.digest)
     train_tokens = [tokenize_example(e, tokenizer, length) for e in ordered]
     eval_tokens = [tokenize_example(e, tokenizer, length) for e in eval_examples]
-    eval_batches = _batches(eval_tokens, config, trainable)
+    eval_batches = _batches(ranks.share(eval_tokens), config, trainable)
 
     total = config.total_steps(len(train_tokens))
     parameters = trainable_parameters(trainable.model)
+    ranks.copy_from_main(parameters)
     optimizer = _optimizer(parameters, config, trainable)
     scheduler = get_scheduler(
         config.lr_scheduler,
@@ -185,7 +202,7 @@ def train(
     start = 0
     if resume and latest is not None:
         restored = load_checkpoint(
-            latest, trainable.model, optimizer, scheduler, expected=_json_ready(run)
+            latest, trainable.model, optimizer, scheduler, _json_ready(run), ranks.rank
         )
         state = {key: restored[key] for key in state}
         start = restored["step"]
@@ -193,36 +210,50 @@ def train(
     per_step = config.batch_size * config.grad_accumulation
     for step in range(start + 1, total + 1):
         indices = step_examples(len(train_tokens), per_step, config.seed, step - 1)
-        batches = _batches([train_tokens[i] for i in indices], config, trainable)
+        batches = _batches([train_tokens[i] for i in ranks.share(indices)], config, trainable)
         learning_rate = optimizer.param_groups[0]["lr"]
         began = time.perf_counter()
-        loss = _optimiser_step(trainable, batches, optimizer, parameters, config.max_grad_norm)
+        loss = _optimiser_step(
+            trainable, batches, optimizer, parameters, config.max_grad_norm, ranks
+        )
         scheduler.step()
         seconds = time.perf_counter() - began
-        tokens = sum(batch.tokens for batch in batches)
+        tokens = round(ranks.sum([sum(batch.tokens for batch in batches)])[0])
         state["tokens"] += tokens
         state["train_seconds"] += seconds
         state["history"].append(
             {"step": step, "loss": loss, "lr": learning_rate, "tokens": tokens, "seconds": seconds}
         )
+        record_span(
+            "train.step", seconds, {f"lorag.train.{k}": v for k, v in state["history"][-1].items()}
+        )
         eval_loss = None
         eval_due = step == total or (config.eval_every and step % config.eval_every == 0)
-        if eval_batches and eval_due:
-            eval_loss = mean_loss(
-                trainable.model,
-                eval_batches,
-                trainable.device,
-                trainable.autocast,
-                trainable.virtual_tokens,
+        if eval_tokens and eval_due:
+            eval_sum, eval_count = ranks.sum(
+                loss_totals(
+                    trainable.model,
+                    eval_batches,
+                    trainable.device,
+                    trainable.autocast,
+                    trainable.virtual_tokens,
+                )
             )
+            eval_loss = eval_sum / max(eval_count, 1)
             state["eval_history"].append({"step": step, "loss": eval_loss})
         if config.save_every and step % config.save_every == 0 and step < total:
-            save_checkpoint(run_dir, step, trainable.model, optimizer, scheduler, {**run, **state})
+            rngs = ranks.gather(torch_rng())
+            if ranks.main:
+                saved = {**run, **state}
+                save_checkpoint(run_dir, step, trainable.model, optimizer, scheduler, saved, rngs)
+            ranks.barrier()
         if progress is not None:
             report = StepReport(step, total, loss, learning_rate, tokens / seconds, eval_loss)
             progress(report)
 
-    adapter_dir = save_adapter(trainable.model, run_dir / ADAPTER_DIR)
+    adapter_dir = run_dir / ADAPTER_DIR
+    if ranks.main:
+        save_adapter(trainable.model, adapter_dir)
     result = TrainResult(
         run_dir=run_dir,
         adapter_dir=adapter_dir,
@@ -234,6 +265,7 @@ def train(
         tokens=state["tokens"],
         train_seconds=state["train_seconds"],
         peak_rss_mb=peak_rss_mb(),
+        processes=ranks.world_size,
         bf16=trainable.bf16,
         trainable_parameters=sum(p.numel() for p in parameters),
         data_fingerprint=fingerprint([*train_examples, *eval_examples]),
@@ -245,7 +277,9 @@ def train(
         history=state["history"],
         eval_history=state["eval_history"],
     )
-    write_run_files(result, config)
+    if ranks.main:
+        write_run_files(result, config)
+    ranks.barrier()
     return result
 
 
@@ -313,21 +347,25 @@ def _optimiser_step(
     optimizer: torch.optim.Optimizer,
     parameters: list[torch.nn.Parameter],
     max_grad_norm: float,
+    ranks: Ranks,
 ) -> float:
-    """Accumulate gradients over ``batches``, clip, step; the step's mean answer-token loss."""
+    """Accumulate gradients over ``batches``, sum them over the processes, clip, step; the
+    step's mean answer-token loss (the whole step's, on every process)."""
     import torch
 
-    answer_tokens = sum(batch.answer_tokens for batch in batches)
+    (answer_tokens,) = ranks.sum([sum(batch.answer_tokens for batch in batches)])
     total = 0.0
     for batch in batches:
         with trainable.autocast():
             loss = loss_sum(trainable.model, batch.to(trainable.device), trainable.virtual_tokens)
         (loss / answer_tokens).backward()
         total += float(loss.detach())
+    ranks.sum_gradients(parameters)
     if max_grad_norm:
         torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
+    (total,) = ranks.sum([total])
     return total / answer_tokens
 
 

@@ -8,6 +8,10 @@ Crash safety: chunk ids are derived from content, so writing a chunk twice is ha
 file's old chunks are deleted only after all its new chunks are written, and a file counts as
 ingested only when the store holds exactly its chunks under the current fingerprint; a run
 killed half-way is completed by running it again, with no duplicates.
+
+Traces (:mod:`assistant.core.tracing`): an ``ingest`` span per run (what it did, in counts), an
+``ingest.file`` span per file found (its document id, size, chunks and outcome: never its path
+or text) and an ``ingest.embed`` span per batch of chunks embedded and written.
 """
 
 from __future__ import annotations
@@ -18,16 +22,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from opentelemetry.trace import Span
 from tqdm import tqdm
 
+from assistant.core import tracing
 from assistant.core.errors import DocumentError
 from assistant.core.protocols import Embedder, SparseEncoder, VectorStore
 from assistant.core.settings import ChunkingSettings
+from assistant.core.tracing import COLLECTION
 from assistant.core.types import Chunk
 from ingestion.chunking import chunk_document, document_id
 from ingestion.loaders import SUPPORTED_SUFFIXES, load_document
 
 EMBED_GROUP_CHUNKS = 256
+OUTCOME = "lorag.ingest.outcome"
 
 
 @dataclass
@@ -114,6 +122,21 @@ class Ingestor:
         folder in ``paths`` whose file is gone. When a path is wrong and no file is found, the
         report says so before any model loads or any collection is created; a collection this
         ingest created is removed again when every file failed."""
+        with tracing.current_span("ingest", attributes={COLLECTION: self.collection}) as span:
+            report = self._ingest(paths, prune)
+            span.set_attributes(
+                {
+                    "lorag.ingest.added": len(report.added),
+                    "lorag.ingest.unchanged": len(report.unchanged),
+                    "lorag.ingest.replaced": len(report.replaced),
+                    "lorag.ingest.pruned": len(report.pruned),
+                    "lorag.ingest.failed": len(report.failed),
+                    "lorag.ingest.chunks_written": report.chunks_written,
+                }
+            )
+        return report
+
+    def _ingest(self, paths: Sequence[Path], prune: bool) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport()
         files, report.failed = discover(paths)
@@ -128,7 +151,8 @@ class Ingestor:
             total=len(files), unit="file", disable=not self.show_progress, desc="ingest"
         ) as bar:
             for path in files:
-                pending = self._prepare(path, report)
+                with tracing.current_span("ingest.file") as span:
+                    pending = self._prepare(path, report, span)
                 if pending is None:
                     bar.update(1)
                     continue
@@ -153,14 +177,21 @@ class Ingestor:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _prepare(self, path: Path, report: IngestReport) -> _Pending | None:
-        """Load and chunk ``path``; None when it failed or is already stored as it is."""
+    def _prepare(self, path: Path, report: IngestReport, span: Span) -> _Pending | None:
+        """Load and chunk ``path``; None when it failed or is already stored as it is. What
+        became of it goes on its ``span``."""
         source = str(path)
+        doc_id = document_id(source)
+        span.set_attributes(
+            {"lorag.document.id": doc_id, "lorag.document.type": path.suffix.lower()}
+        )
         try:
             doc = load_document(path)
         except DocumentError as error:
             report.failed[error.source] = error.problem
+            span.set_attribute(OUTCOME, "failed")
             return None
+        span.set_attribute("lorag.document.bytes", path.stat().st_size)
         version = fingerprint(doc.content_hash, self.chunking, self.embedder.model_id)
         chunks = [
             replace(chunk, file_hash=version)
@@ -172,12 +203,14 @@ class Ingestor:
                 ingested_at=time.time(),
             )
         ]
-        doc_id = document_id(source)
         stored = self.store.count(self.collection, doc_id=doc_id)
         current = self.store.count(self.collection, doc_id=doc_id, file_hash=version)
+        span.set_attribute("lorag.document.chunks", len(chunks))
         if stored == current == len(chunks):
             report.unchanged.append(source)
+            span.set_attribute(OUTCOME, "unchanged")
             return None
+        span.set_attribute(OUTCOME, "replaced" if stored > current else "added")
         return _Pending(source, doc_id, version, chunks, replacing=stored > current)
 
     def _write(self, group: list[_Pending], report: IngestReport) -> None:
@@ -186,9 +219,10 @@ class Ingestor:
         if not chunks:
             return
         texts = [chunk.text for chunk in chunks]
-        dense = self.embedder.embed_documents(texts)
-        sparse = self.sparse.encode_documents(texts)
-        self.store.upsert(self.collection, chunks, dense, sparse)
+        with tracing.current_span("ingest.embed", attributes={"lorag.chunks": len(chunks)}):
+            dense = self.embedder.embed_documents(texts)
+            sparse = self.sparse.encode_documents(texts)
+            self.store.upsert(self.collection, chunks, dense, sparse)
         for pending in group:
             self.store.delete_document(
                 self.collection, pending.doc_id, keep_hash=pending.fingerprint

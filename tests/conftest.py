@@ -10,6 +10,10 @@ import os
 from pathlib import Path
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from assistant.core.settings import (
     EmbedderSettings,
@@ -55,6 +59,25 @@ def tiny_settings(tmp_path: Path, tiny_generator_dir: Path, tiny_embedder_dir: P
         embedder=EmbedderSettings(model=str(tiny_embedder_dir), batch_size=8),
         generation=GenerationSettings(max_new_tokens=16, context_tokens=512),
     )
+
+
+@pytest.fixture(scope="session")
+def _span_exporter() -> InMemorySpanExporter:
+    """The SDK's tracer provider, recording into memory, installed for the rest of the session
+    (a process installs one tracer provider, once)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    assert trace.get_tracer_provider() is provider, "a tracer provider was installed before"
+    return exporter
+
+
+@pytest.fixture
+def spans(_span_exporter: InMemorySpanExporter) -> InMemorySpanExporter:
+    """The spans lorag finishes during the test (none from before it), recorded in memory."""
+    _span_exporter.clear()
+    return _span_exporter
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -32,6 +32,20 @@ def _lorag(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
     return done
 
 
+def right_guide_answers(report: Path) -> list[str]:
+    """The ids of the guide questions an eval report (``lorag eval --output``) got right: the
+    answer holds the expected text and cites an expected page. Each answer is printed."""
+    rows = json.loads(report.read_text())["configurations"][0]["rows"]
+    assert len(rows) == 10
+    for row in rows:
+        print(f"{row['id']}: {row['answer']!r} (expected {row['expected_answers'][0]!r})")
+    return [
+        row["id"]
+        for row in rows
+        if row["scores"]["contains"] == 1.0 and row["scores"]["source_cited"] == 1.0
+    ]
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data folder holding the guide, ingested once for the module."""
@@ -49,15 +63,7 @@ def test_the_guide_questions_are_answered_with_the_right_command_and_page(
         "--no-progress", data_dir=data,
     )  # fmt: skip
     print(done.stdout)
-    rows = json.loads(report_path.read_text())["configurations"][0]["rows"]
-    assert len(rows) == 10
-    right = [
-        row["id"]
-        for row in rows
-        if row["scores"]["contains"] == 1.0 and row["scores"]["source_cited"] == 1.0
-    ]
-    for row in rows:
-        print(f"{row['id']}: {row['answer']!r} (expected {row['expected_answers'][0]!r})")
+    right = right_guide_answers(report_path)
     assert len(right) >= 9, f"right: {right}"
 
 

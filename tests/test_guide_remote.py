@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +20,8 @@ import pytest
 
 from assistant.core.models.remote_generator import adapter_digest
 from tests.api.conftest import start_lorag_serve
+from tests.core.test_models import make_lora
+from tests.test_guide_questions import right_guide_answers
 
 pytestmark = pytest.mark.slow
 
@@ -80,35 +81,8 @@ def test_the_guide_questions_through_a_remote_model_server(
         "eval", str(QUESTIONS), "--collection", "guide", "--output", str(report),
         "--no-progress", env=client_env,
     )  # fmt: skip
-    rows = json.loads(report.read_text())["configurations"][0]["rows"]
-    assert len(rows) == 10
-    right = [
-        row["id"]
-        for row in rows
-        if row["scores"]["contains"] == 1.0 and row["scores"]["source_cited"] == 1.0
-    ]
-    for row in rows:
-        print(f"{row['id']}: {row['answer']!r} (expected {row['expected_answers'][0]!r})")
+    right = right_guide_answers(report)
     assert len(right) >= 9, f"right: {right}"
-
-
-def random_lora(base: Path, out: Path) -> Path:
-    """A LoRA adapter of the default model whose weights are noise: it answers unlike the base."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-    with warnings.catch_warnings():  # peft 0.21 reads a property that transformers 5 deprecates
-        warnings.filterwarnings("ignore", "`is_gradient_checkpointing`")
-        peft = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"]))
-    noise = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        for name, weight in peft.named_parameters():
-            if "lora_" in name:
-                weight.copy_(torch.randn(weight.shape, generator=noise) * 0.5)
-    peft.save_pretrained(out)
-    return out
 
 
 def ask(env: dict[str, str], *extra: str) -> dict[str, object]:
@@ -124,7 +98,7 @@ def test_an_adapter_is_pushed_to_the_server_and_chosen_by_model_name(
     assert "lorag documents delete" in str(base["text"]), base
     converted = Path(client_env["LORAG_DATA_DIR"]) / "cache" / "models"
     model_dir = next(p for p in converted.iterdir() if (p / "config.json").is_file())
-    adapter = random_lora(model_dir, tmp_path / "noise")
+    adapter = make_lora(model_dir, tmp_path / "noise", seed=7)  # noise: unlike the base
     adapted = ask(client_env, "--adapter", str(adapter))
     served = httpx.get(f"{server}/models", headers={"Authorization": f"Bearer {KEY}"}).json()
     assert f"noise.{adapter_digest(adapter)}" in {m["id"] for m in served["data"]}

@@ -2,8 +2,9 @@
 
 Building the app does no work beyond checking the API keys: the models are loaded and the store
 opened by the app's lifespan when a server starts it (:func:`start_services`), and released when
-it stops. A ``runtime`` passed in is used instead of a new one and left open at the end (its
-owner closes it).
+it stops; the lifespan also sends traces where ``tracing.otlp_endpoint`` says (none when unset).
+A ``runtime`` passed in is used instead of a new one and left open at the end (its owner closes
+it).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from assistant.api.rate import RateLimits
 from assistant.api.routes import ROUTERS
 from assistant.api.services import start_services
 from assistant.core.settings import Settings
+from assistant.core.tracing import install_tracing
 from assistant.runtime import Runtime
 
 DESCRIPTION = (
@@ -39,6 +41,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        install_tracing(settings)
         services = start_services(settings, metrics, runtime)
         app.state.services = services
         try:

@@ -2,7 +2,9 @@
 
 :class:`ObserveRequests` gives each request an id (``X-Request-ID``, taken from the request when
 it carries a sane one), and when the response has ended counts it in the metrics and writes its
-JSON log line (method, route template, status, duration, key id). :class:`LimitBody` refuses a
+JSON log line (method, route template, status, duration, key id). When traces are on, FastAPI's
+own request span (``POST /v1/ask``, continuing a caller's ``traceparent``) is current here: it
+gets the request id, and the log line its trace id. :class:`LimitBody` refuses a
 body over its limit with 413: at once when ``Content-Length`` says so, else as soon as the bytes
 read pass it. Only the routes that take files (:data:`UPLOAD_ROUTES`) allow the larger upload
 limit, and only for multipart bodies; every other body, whatever its type, is bounded by the
@@ -15,6 +17,8 @@ import re
 import time
 import uuid
 
+from opentelemetry import trace
+from opentelemetry.trace import Span
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -45,6 +49,8 @@ class ObserveRequests:
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         status = 500
+        span = trace.get_current_span()
+        span.set_attribute("lorag.request_id", request_id)
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -71,8 +77,16 @@ class ObserveRequests:
                     "duration_ms": round(seconds * 1000, 1),
                     "key_id": state.get("key_id"),
                     "client": (scope.get("client") or ("", 0))[0],
+                    **_trace_id(span),
                 }
             )
+
+
+def _trace_id(span: Span) -> dict[str, str]:
+    """``{"trace_id": ...}`` for the log line of a traced request; nothing for an untraced one."""
+    if not span.is_recording():
+        return {}
+    return {"trace_id": format(span.get_span_context().trace_id, "032x")}
 
 
 class LimitBody:

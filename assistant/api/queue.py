@@ -10,6 +10,7 @@ client gone) is cancelled before it runs.
 
 from __future__ import annotations
 
+import contextvars
 import math
 import threading
 import time
@@ -46,7 +47,8 @@ class GenerationQueue:
         self._mean_s = 1.0
 
     def submit(self, work: Callable[[], T]) -> Future[T]:
-        """Run ``work`` on the worker when its turn comes; :class:`QueueFull` when full."""
+        """Run ``work`` on the worker when its turn comes, in the caller's context (so the
+        request's trace span is its answer's parent); :class:`QueueFull` when full."""
         with self._lock:
             if self._admitted >= self.size:
                 self._metrics.rejected.labels("full").inc()
@@ -54,10 +56,12 @@ class GenerationQueue:
             self._admitted += 1
             self._metrics.queue_depth.set(self._admitted)
 
+        context = contextvars.copy_context()
+
         def timed() -> T:
             started = time.perf_counter()
             try:
-                return work()
+                return context.run(work)
             finally:
                 self._mean_s = 0.8 * self._mean_s + 0.2 * (time.perf_counter() - started)
 

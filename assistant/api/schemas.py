@@ -450,6 +450,11 @@ class Readiness(BaseModel):
     reranker: str | None = Field(None, description="The cross-encoder; null: no reranking.")
     adapters_loaded: list[str]
     store: str
+    generator_server: str | None = Field(
+        None,
+        description='The remote generator server (generator.backend "remote"): "ok" or what is '
+        "wrong with it; null: the model runs in this process.",
+    )
 
 
 # ------------------------------------------------------------------------------------ OpenAPI

@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -74,7 +74,8 @@ _MARKERS = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 
 @dataclass(frozen=True)
 class Configuration:
-    """A model (``adapter`` None: the base) and a way to find sources."""
+    """A model (``adapter``: as for :meth:`Runtime.adapter_for`; ``None`` or ``"base"``: the
+    base) and a way to find sources."""
 
     adapter: str | None = None
     retrieval: Retrieval = "hybrid"
@@ -175,7 +176,9 @@ def evaluate(
 ) -> EvalReport:
     """Answer the first ``limit`` questions of ``source`` under each configuration and score them.
 
-    ``progress(done, total)`` is called after each generation batch.
+    Each configuration is scored once, under the exact model that answers it (see
+    :func:`exact`), which the report names. ``progress(done, total)`` is called after each
+    generation batch.
     """
     if not source.fields & {"expected_answers", "expected_sources", "unanswerable"}:
         raise BatchInputError(
@@ -199,14 +202,13 @@ def evaluate(
         if retrieving
         else ()
     )
-    for configuration in configurations:  # an unknown adapter fails before any model loads
-        if configuration.adapter:
-            runtime.adapter_for(configuration.adapter)
+    # an unknown adapter fails here, before any model loads
+    scored = list(dict.fromkeys(exact(runtime, c) for c in configurations))
     engine = runtime.engine
     retrieved: dict[Retrieval, list[list[Hit]]] = {}
-    total, done = len(texts) * len(configurations), 0
+    total, done = len(texts) * len(scored), 0
     results: list[ConfigResult] = []
-    for configuration in configurations:
+    for configuration in scored:
         adapter_key = runtime.use_adapter(configuration.adapter) if configuration.adapter else None
         kind = configuration.retrieval
         if kind != "none" and kind not in retrieved:
@@ -235,6 +237,16 @@ def evaluate(
         )
     reranker = runtime.settings.retrieval.reranker or None
     return EvalReport(str(source.path), name, k, results, unmatched, reranker)
+
+
+def exact(runtime: Runtime, configuration: Configuration) -> Configuration:
+    """``configuration`` naming the model that answers exactly: ``NAME`` becomes the
+    ``NAME@VERSION`` it is now, a folder its full path, and ``"base"`` the base (``None``).
+
+    A collection's bound adapter plays no part: a configuration without an adapter is the base.
+    """
+    choice = runtime.adapter_for(configuration.adapter) if configuration.adapter else None
+    return replace(configuration, adapter=choice.ref if choice else None)
 
 
 def unmatched_sources(expected: Sequence[str], stored: Sequence[str]) -> tuple[str, ...]:

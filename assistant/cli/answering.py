@@ -142,7 +142,13 @@ def chat(collection: CollectionOption = None, adapter: AdapterOption = None) -> 
         name = checked_target(rt, None, collection, adapter)
         choice = rt.adapter_for(adapter, name)
         adapter_key = rt.use_adapter(adapter, name)
-        out.print(f"Ask about the documents in '{name}'. Empty line or Ctrl-D to leave.")
+        by = f"adapter {choice.ref}" if choice else "the base model"
+        out.print(
+            f"Ask about the documents in '{name}', answered by {by}. Empty line or Ctrl-D to "
+            "leave.",
+            highlight=False,
+            markup=False,
+        )
         turns: list[Turn] = []
         last: tuple[str, Answer] | None = None
         while True:

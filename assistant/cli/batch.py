@@ -123,8 +123,8 @@ def evaluate(
         list[str] | None,
         typer.Option(
             "--adapter",
-            help="An adapter to compare with the base (NAME, NAME@VERSION or folder); repeat "
-            "for several.",
+            help="An adapter to compare with the base, which is always scored (NAME, "
+            "NAME@VERSION or folder; the collection's binding plays no part); repeat for several.",
         ),
     ] = None,
     dense: Annotated[

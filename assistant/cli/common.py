@@ -11,6 +11,7 @@ from rich.console import Console
 
 from assistant.core.errors import LoragError
 from assistant.core.settings import load_settings
+from assistant.core.tracing import install_tracing
 from assistant.runtime import Runtime
 
 out = Console(soft_wrap=True)
@@ -55,11 +56,14 @@ def fail(message: str) -> typer.Exit:
 @contextmanager
 def runtime(reranker: str | None = None) -> Iterator[Runtime]:
     """A Runtime whose user-facing errors become a one-line message and exit code 1; with
-    ``reranker``, that is ``retrieval.reranker`` for this run."""
+    ``reranker``, that is ``retrieval.reranker`` for this run. Traces are sent where
+    ``tracing.otlp_endpoint`` says (none when unset)."""
     rt: Runtime | None = None
     try:
         overrides = {} if reranker is None else {"retrieval": {"reranker": reranker}}
-        rt = Runtime(load_settings(**overrides))
+        settings = load_settings(**overrides)
+        install_tracing(settings)
+        rt = Runtime(settings)
         yield rt
     except LoragError as error:
         raise fail(str(error)) from None

@@ -1,4 +1,8 @@
-"""``lorag finetune``: train a LoRA / QLoRA / prompt-tuning adapter and register it."""
+"""``lorag finetune``: train a LoRA / QLoRA / prompt-tuning adapter and register it.
+
+Run by ``torchrun`` or ``accelerate launch``, it trains on every process; rank 0 alone prints,
+writes and registers (:mod:`finetune.distributed`).
+"""
 
 from __future__ import annotations
 
@@ -66,10 +70,18 @@ def finetune(
         Path | None, typer.Option(help="Where to save the generated dataset for review.")
     ] = None,
 ) -> None:
-    """Train an adapter on a dataset or on a collection's documents, then register it."""
+    """Train an adapter on a dataset or on a collection's documents, then register it.
+
+    Under torchrun / accelerate launch every process trains its share of each step."""
     from tqdm import tqdm
 
-    from assistant.training import FinetunePlan, train_adapter
+    from assistant.training import (
+        FinetunePlan,
+        RunAlreadyRegistered,
+        help_train,
+        train_adapter,
+    )
+    from finetune.distributed import process_group
 
     if sum(source is not None for source in (data, from_collection, from_feedback)) != 1:
         raise fail(
@@ -105,15 +117,24 @@ def finetune(
             f"from {report.chunks_used} chunks → {path}"
         )
 
-    with runtime() as rt:
-        trained = train_adapter(
-            rt,
-            plan,
-            progress=progress,
-            on_dataset=dataset_made,
-            announce=lambda text: out.print(text, highlight=False),
-            show_progress=True,
-        )
+    with runtime() as rt, process_group(rt.settings.generator.device) as ranks:
+        try:
+            if not ranks.main:
+                help_train(rt, plan, ranks)
+                return
+            trained = train_adapter(
+                rt,
+                plan,
+                progress=progress,
+                on_dataset=dataset_made,
+                announce=lambda text: out.print(text, highlight=False),
+                show_progress=True,
+                ranks=ranks,
+            )
+        except RunAlreadyRegistered as finished:
+            if ranks.main:
+                out.print(str(finished), highlight=False)
+            return
     if bar is not None:
         bar.close()
     record, result = trained.record, trained.result

@@ -81,10 +81,13 @@ TRAINING_DATA = "training-data.jsonl"
 """A version's training rows: what :func:`assistant.training.retrain_adapter` trains on again."""
 BASE_HASHES = "base-hashes.json"
 MERGE_RECORD = "lorag-merge.json"
+BASE = "base"
+"""The adapter reference that means the base model alone, even on a bound collection: no
+adapter may take this name."""
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _REF = re.compile(rf"(?P<name>{_NAME.pattern})(?:@(?P<version>[1-9][0-9]*))?")
-_RESERVED = frozenset({BINDINGS})
+_RESERVED = frozenset({BINDINGS, BASE})
 
 # Prompts on which a merged model must answer as the adapter does (see AdapterRegistry.merge).
 _MERGE_CHECKS = (
@@ -451,6 +454,11 @@ class AdapterRegistry:
         adapter of ``collection``; ``None`` removes the binding."""
         bindings = self.bindings()
         check_collection_name(collection)
+        if ref == BASE:
+            raise AdapterError(
+                f"{BASE!r} is no adapter: a collection answers with the base model when it is "
+                "bound to none, so remove its binding instead"
+            )
         if ref is None:
             bindings.pop(collection, None)
         else:

@@ -328,6 +328,29 @@ class UiSettings(BaseModel):
     timeout_s: float = Field(300.0, gt=0, description="Longest wait for one API response.")
 
 
+class TracingSettings(BaseModel):
+    """OpenTelemetry traces of answers, ingests and training steps, sent over OTLP/HTTP.
+
+    Nothing is traced or sent unless ``otlp_endpoint`` is set. Question texts go on the traces
+    only when ``api.log_question_text`` allows them in the audit log; answer texts never do."""
+
+    otlp_endpoint: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s]+$",
+        description="OTLP/HTTP collector base URL (spans go to <url>/v1/traces), e.g. "
+        "http://localhost:4318 (Jaeger), http://localhost:6006 (Phoenix); unset = no traces.",
+    )
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='Headers sent with every export, as JSON (e.g. {"Authorization": "Basic '
+        '..."} for Langfuse); kept secret.',
+    )
+    service_name: str = Field("lorag", min_length=1, description="The traces' service.name.")
+    sample_ratio: float = Field(
+        1.0, ge=0.0, le=1.0, description="Share of traces kept (a trace's spans all or none)."
+    )
+
+
 class Settings(BaseSettings):
     """lorag's configuration. Build it with :func:`load_settings`."""
 
@@ -349,6 +372,7 @@ class Settings(BaseSettings):
     generation: GenerationSettings = GenerationSettings()
     api: ApiSettings = ApiSettings()
     ui: UiSettings = UiSettings()
+    tracing: TracingSettings = TracingSettings()
 
     @property
     def cache_dir(self) -> Path:

@@ -42,6 +42,7 @@ def routes(jobs: dict[str, str]) -> list[tuple[str, str, dict[str, Any], str | N
     """Every protected route: method, path, request arguments, a key without the right."""
     chat = {"model": "lorag", "messages": [{"role": "user", "content": QUESTION}]}
     upload = {"files": [("files", ("new.txt", b"New text about trains."))]}
+    lora = {"lora_name": "x", "lora_path": "/no/such/adapter"}
     return [
         ("POST", "/v1/ask", {"json": {"question": QUESTION, "collection": "kb"}}, "outsider"),
         ("POST", "/v1/chat/completions", {"json": {**chat, "collection": "kb"}}, "outsider"),
@@ -69,6 +70,12 @@ def routes(jobs: dict[str, str]) -> list[tuple[str, str, dict[str, Any], str | N
             "outsider",
         ),
         ("GET", f"/v1/batch/{jobs['batch']}/download", {}, "outsider"),
+        ("POST", "/v1/feedback", {"json": {"answer_id": "nope", "rating": "up"}}, None),
+        ("GET", "/v1/collections/kb/documents/nope/erasure", {}, "outsider"),
+        ("GET", "/generate/v1/models", {}, None),
+        ("POST", "/generate/v1/chat/completions", {"json": chat}, None),
+        ("POST", "/generate/v1/load_lora_adapter", {"json": lora}, "writer"),
+        ("POST", "/generate/v1/unload_lora_adapter", {"json": {"lora_name": "x"}}, "writer"),
     ]
 
 
@@ -78,7 +85,12 @@ def test_every_route_refuses_a_missing_or_wrong_key_and_keys_outside_their_right
     client = served.client
     table = routes(job_ids)
     paths = served.app.openapi()["paths"]
-    operations = {(m.upper(), p) for p, ops in paths.items() if p.startswith("/v1/") for m in ops}
+    operations = {
+        (m.upper(), p)
+        for p, ops in paths.items()
+        if p.startswith(("/v1/", "/generate/"))
+        for m in ops
+    }
     assert len(table) == len(operations)  # no route left out
     for method, path, arguments, outsider in table:
         missing = client.request(method, path, **arguments)

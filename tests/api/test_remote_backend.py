@@ -97,6 +97,7 @@ def test_the_remote_model_streams_what_the_server_model_generates(
 ) -> None:
     remote = asking.generator
     assert isinstance(remote, RemoteGenerator)
+    assert remote.problem() is None  # what /readyz reports as "ok"
     pieces = list(remote.stream(MESSAGES, 16))
     assert len(pieces) > 1  # streamed, not one block
     assert "".join(pieces) == local(server, MESSAGES)
@@ -206,8 +207,11 @@ def test_a_server_that_is_down_is_named_by_the_cli_engine_and_api(
                 "/v1/ask",
                 json={"question": "How many days of paid leave?", "collection": "kb"},
             )
-        assert response.status_code == 502
-        assert url in response.json()["detail"]
+            assert response.status_code == 502
+            assert url in response.json()["detail"]
+            ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["generator_server"].startswith(f"{url}: APIConnectionError")
     finally:
         runtime.close()
 

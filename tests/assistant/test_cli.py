@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from assistant.cli import app
+from assistant.core.registry import AdapterRegistry
+from assistant.core.settings import Settings
+from assistant.feedback import FeedbackLog
 
 
 @pytest.fixture
@@ -184,3 +188,34 @@ def test_an_invalid_setting_is_one_line_that_never_shows_its_value(
     assert result.output.startswith(f"error: invalid setting {named}: "), result.output
     assert len(result.output.strip().splitlines()) == 1
     assert "tiny-secret" not in result.output and "Traceback" not in result.output
+
+
+def test_base_means_the_base_model_on_a_bound_collection_in_ask_and_chat(
+    cli: CliRunner, ops_kb: AdapterRegistry, tiny_settings: Settings
+) -> None:
+    question = "When does the Lisbon office open?"
+
+    def ask(*options: str) -> dict[str, Any]:
+        asked = cli.invoke(app, ["ask", question, "-c", "kb", "--json", *options])
+        assert asked.exit_code == 0, asked.output
+        answer: dict[str, Any] = json.loads(asked.stdout)
+        return answer
+
+    unbound = ask()
+    bound = cli.invoke(app, ["adapters", "bind", "kb", "ops@1"])
+    assert bound.exit_code == 0 and "kb: bound to ops@1" in bound.output
+    by_binding, by_base = ask(), ask("--adapter", "base")
+    assert (unbound["adapter"], by_binding["adapter"], by_base["adapter"]) == (None, "ops@1", None)
+    assert by_binding["text"] != unbound["text"]  # the adapter changes the answer...
+    assert by_base["text"] == unbound["text"]  # ...and base is the base model's answer
+
+    feedback = FeedbackLog.for_settings(tiny_settings)
+    for options, banner, answered, rated in (
+        ([], "by adapter ops@1", by_binding["text"], "ops@1"),
+        (["--adapter", "base"], "by the base model", unbound["text"], None),
+    ):
+        chat = cli.invoke(app, ["chat", "-c", "kb", *options], input=f"{question}\n/up\n\n")
+        assert chat.exit_code == 0, chat.output
+        assert banner in chat.output.splitlines()[0], chat.output
+        last = feedback.read()[-1]
+        assert (last.answer, last.adapter) == (answered, rated)

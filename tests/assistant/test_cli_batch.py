@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from assistant.cli import app
+from assistant.core.registry import AdapterRegistry
 
 
 @pytest.fixture
@@ -88,3 +89,30 @@ def test_batch_with_a_missing_question_column_fails_clearly(
     result = cli.invoke(app, ["batch", str(questions), "-o", str(tmp_path / "a.csv"), "-c", "kb"])
     assert result.exit_code == 1 and "question" in result.output
     assert "Traceback" not in result.output
+
+
+def test_batch_with_base_on_a_bound_collection_answers_by_the_base_and_every_row_says_so(
+    cli: CliRunner, ops_kb: AdapterRegistry, tmp_path: Path
+) -> None:
+    questions = tmp_path / "q.jsonl"
+    asked = ("When does the Lisbon office open?", "Where are holidays booked?")
+    questions.write_text("".join(json.dumps({"question": q}) + "\n" for q in asked))
+
+    def batch(output: str, by: str, *options: str) -> list[dict[str, object]]:
+        """The rows of a ``lorag batch`` run that says it was answered ``by`` that model; each
+        row must name it too."""
+        args = ["batch", str(questions), "-o", str(tmp_path / output), "-c", "kb", *options]
+        result = cli.invoke(app, [*args, "--no-progress"])
+        assert result.exit_code == 0, result.output
+        assert f"by {by} →" in result.output, result.output
+        lines = (tmp_path / output).read_text(encoding="utf-8").splitlines()
+        rows = [json.loads(line) for line in lines]
+        assert [row["adapter"] for row in rows] == [by] * len(asked)
+        return rows
+
+    unbound = batch("unbound.jsonl", "base")
+    assert cli.invoke(app, ["adapters", "bind", "kb", "ops@1"]).exit_code == 0
+    bound = batch("bound.jsonl", "ops@1")
+    base = batch("base.jsonl", "base", "--adapter", "base")
+    assert [row["answer"] for row in base] == [row["answer"] for row in unbound]
+    assert [row["answer"] for row in bound] != [row["answer"] for row in unbound]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -20,7 +21,9 @@ from assistant.batch.evaluation import (
     unmatched_sources,
 )
 from assistant.batch.formats import BatchInputError, read_questions
+from assistant.cli import app
 from assistant.cli.batch import evaluate as evaluate_command
+from assistant.core.registry import AdapterRegistry
 from assistant.core.settings import Settings
 from assistant.runtime import Runtime
 from tests.core.test_models import make_lora
@@ -284,3 +287,30 @@ def test_eval_matches_relative_sources_of_a_sphinx_tree(env: Settings, tmp_path:
     [hybrid] = report["configurations"]
     assert [row["scores"]["recall_at_k"] for row in hybrid["rows"]] == [1.0, 1.0, 0.5]
     assert hybrid["metrics"]["recall_at_k"] == pytest.approx(2.5 / 3)
+
+
+def test_eval_with_base_on_a_bound_collection_scores_the_base_once_and_names_each_model(
+    cli: CliRunner, ops_kb: AdapterRegistry, tmp_path: Path
+) -> None:
+    questions = tmp_path / "q.jsonl"
+    asked = {"When does the Lisbon office open?": "nine", "Where are holidays booked?": "portal"}
+    questions.write_text(
+        "".join(json.dumps({"question": q, "expected_answer": a}) + "\n" for q, a in asked.items())
+    )
+
+    def evaluated(*options: str) -> dict[str, dict[str, Any]]:
+        """Each configuration of a ``lorag eval`` report, by name, in the report's order."""
+        report = tmp_path / "report.json"
+        args = ["eval", str(questions), "-c", "kb", "-o", str(report), "--no-progress"]
+        result = cli.invoke(app, [*args, *options])
+        assert result.exit_code == 0, result.output
+        return {c["name"]: c for c in json.loads(report.read_text())["configurations"]}
+
+    unbound = evaluated()["base/hybrid"]
+    assert cli.invoke(app, ["adapters", "bind", "kb", "ops@1"]).exit_code == 0
+    compared = evaluated("--adapter", "base", "--adapter", "ops", "--adapter", "ops@1")
+    assert list(compared) == ["base/hybrid", "ops@1/hybrid"]
+    assert [c["adapter"] for c in compared.values()] == [None, "ops@1"]
+    answers = {name: [row["answer"] for row in c["rows"]] for name, c in compared.items()}
+    assert answers["base/hybrid"] == [row["answer"] for row in unbound["rows"]]
+    assert answers["ops@1/hybrid"] != answers["base/hybrid"]

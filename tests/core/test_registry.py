@@ -175,7 +175,7 @@ def test_a_run_without_safetensors_weights_is_refused(
 
 
 @pytest.mark.parametrize(
-    "name", ["", "-x", ".hidden", "a/b", "a@1", "é", "x" * 65, "bindings.json"]
+    "name", ["", "-x", ".hidden", "a/b", "a@1", "é", "x" * 65, "bindings.json", "base"]
 )
 def test_invalid_names_are_refused(
     registry: AdapterRegistry, origin: TrainingOrigin, runs: list[Path], name: str
@@ -283,6 +283,9 @@ def test_collections_bind_a_default_adapter(
     }
     with pytest.raises(AdapterError, match="unknown adapter 'sales'"):
         registry.bind("kb", "sales")
+    with pytest.raises(AdapterError, match=r"'base' is no adapter: .* remove its binding"):
+        registry.bind("kb", "base")
+    assert registry.binding("kb") == "support"
     with pytest.raises(ConfigError, match="invalid collection name"):
         registry.bind("no such/collection", "support")
     registry.bind("kb", None)

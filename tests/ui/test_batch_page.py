@@ -22,7 +22,7 @@ def submit(app: AppTest, name: str, content: bytes) -> AppTest:
 
 def test_a_questions_file_is_answered_and_its_answers_downloaded(api: LiveApi) -> None:
     app = submit(open_page("batch"), "questions.csv", QUESTIONS)
-    assert "Answered the questions of **kb**." in app.success[0].value
+    assert "Answered the questions of **kb** by the base model." in app.success[0].value
     counts = {metric.label: metric.value for metric in app.metric}
     assert counts["Rows"] == "3" and counts["Failed"] == "1"  # the row without a question
     assert int(counts["Answered"]) + int(counts["Abstained"]) == 2
@@ -33,6 +33,40 @@ def test_a_questions_file_is_answered_and_its_answers_downloaded(api: LiveApi) -
     assert kept.media_type.startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(kept.content.decode())))
     assert [row["id"] for row in rows] == ["q1", "q2"] and all(row["answer"] for row in rows)
+    assert [row["adapter"] for row in rows] == ["base", "base"]  # kb is not bound
+
+
+def test_on_a_bound_collection_the_default_is_its_adapter_and_base_is_the_base_model(
+    api: LiveApi,
+) -> None:
+    api.runtime.registry.bind("kb", "ops@2")
+    try:
+        app = open_page("batch")
+        picker = next(box for box in app.selectbox if box.label == "Answer with")
+        assert picker.value == "@default"
+        assert picker.options == [
+            "Collection default (ops@2)",
+            "Base model (no adapter)",
+            "ops (promoted: v1)",
+            "ops@1 · promoted",
+            "ops@2 · candidate",
+        ]
+        answered: dict[str, tuple[str, set[str]]] = {}
+        for choice in ("base", "@default", "ops@1"):
+            picker = next(box for box in app.selectbox if box.label == "Answer with")
+            picker.set_value(choice).run()
+            submit(app, "questions.csv", QUESTIONS)
+            rows = list(
+                csv.DictReader(io.StringIO(app.session_state["batch_download"][1].content.decode()))
+            )
+            answered[choice] = (app.success[0].value, {row["adapter"] for row in rows})
+    finally:
+        api.runtime.registry.bind("kb", None)
+    assert answered == {
+        "base": ("Answered the questions of **kb** by the base model.", {"base"}),
+        "@default": ("Answered the questions of **kb** by adapter ops@2.", {"ops@2"}),
+        "ops@1": ("Answered the questions of **kb** by adapter ops@1.", {"ops@1"}),
+    }
 
 
 def test_a_file_without_questions_is_refused_readably(api: LiveApi) -> None:

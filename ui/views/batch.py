@@ -1,5 +1,6 @@
 """Batch questions: upload a file of questions, watch them being answered from the chosen
-collection, and download the answers in the same format (CSV, JSONL or XLSX)."""
+collection by the chosen model (the collection's default, the base model or an adapter), and
+download the answers in the same format (CSV, JSONL or XLSX), each row naming that model."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import streamlit as st
 
 from ui import session
 from ui.client import ApiError, Download, LoragClient
-from ui.components.adapter_choice import pick_adapter
+from ui.components.adapter_choice import BASE, pick_adapter
 from ui.components.errors import show_error
 from ui.components.jobs import finished_job, follow, show_job_problems
 from ui.schemas import Collection
@@ -70,7 +71,8 @@ def _outcome(client: LoragClient) -> None:
     job = finished_job(client, job_id)
     result = job["result"]
     if job["status"] == "succeeded" and result is not None:
-        st.success(f"Answered the questions of **{job['collection']}**.")
+        who = "the base model" if result["adapter"] == BASE else f"adapter {result['adapter']}"
+        st.success(f"Answered the questions of **{job['collection']}** by {who}.")
         for column, (label, key) in zip(st.columns(len(COUNTS)), COUNTS, strict=True):
             column.metric(label, result[key])
         answers = _answers(client, job_id)

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request
 from assistant.api.auth import Caller
 from assistant.api.errors import stream_failure
 from assistant.api.generating import Generated, Generation
-from assistant.api.routes.sse import event_stream, frame
+from assistant.api.routes.sse import chat_chunk, event_stream, frame
 from assistant.api.schemas import (
     ERROR_RESPONSES,
     GenerateRequest,
@@ -121,16 +121,7 @@ class _Reply:
         yield frame("[DONE]")
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-        return frame(
-            {
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.generation.model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-                **extra,
-            }
-        )
+        return chat_chunk((self.id, self.created, self.generation.model), delta, finish, **extra)
 
     def _finish_reason(self, generated: Generated) -> str:
         return "length" if generated.completion_tokens >= self.generation.max_new_tokens else "stop"

@@ -34,7 +34,7 @@ from fastapi.concurrency import run_in_threadpool
 from assistant.api.answering import BASE, Answered, Question, citation_out
 from assistant.api.auth import Caller
 from assistant.api.errors import stream_failure
-from assistant.api.routes.sse import event_stream, frame
+from assistant.api.routes.sse import chat_chunk, event_stream, frame
 from assistant.api.schemas import (
     ERROR_RESPONSES,
     ChatCompletion,
@@ -223,16 +223,7 @@ class _Reply:
         yield frame("[DONE]")
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-        return frame(
-            {
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-                **extra,
-            }
-        )
+        return chat_chunk((self.id, self.created, self.model), delta, finish, **extra)
 
     def _finish_reason(self, answered: Answered) -> str:
         return "length" if answered.tokens >= self.question.max_new_tokens else "stop"

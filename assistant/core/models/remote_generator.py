@@ -152,6 +152,17 @@ class RemoteGenerator:
         del self._served[name]
         self._lora_ids.pop(name, None)
 
+    def problem(self) -> str | None:
+        """What keeps the server from answering now (one call, 5 s at most, no retry), or
+        ``None`` when it lists its models."""
+        import openai
+
+        try:
+            self.client.with_options(timeout=5.0, max_retries=0).models.list()
+        except openai.APIError as error:
+            return f"{self.url}: {_message_of(error)}"
+        return None
+
     # ----------------------------------------------------------------------------- requests
 
     def _pieces(

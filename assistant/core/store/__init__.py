@@ -16,17 +16,22 @@ from assistant.core.settings import EmbeddedEngine, Settings
 
 
 def open_store(settings: Settings) -> VectorStore:
-    """Open the store the settings name; an embedded one locks its folder until ``close()``."""
-    return open_engine(settings, settings.store.url or settings.store.embedded_engine)
+    """Open the store the settings name; an embedded one locks its folder until ``close()``.
+    A server is not called yet: an API starts while its Qdrant server is down, and says so in
+    ``/readyz`` until it answers."""
+    where = settings.store.url or settings.store.embedded_engine
+    return open_engine(settings, where, check_server=False)
 
 
-def open_engine(settings: Settings, where: str) -> VectorStore:
+def open_engine(settings: Settings, where: str, *, check_server: bool = True) -> VectorStore:
     """Open the store ``where`` names: a Qdrant server URL (``http://`` or ``https://``; the
-    other server settings from ``store``), or an embedded engine, ``edge`` or ``client``."""
+    other server settings from ``store``; with ``check_server``, one that does not answer or
+    refuses the key is a StoreError now), or an embedded engine, ``edge`` or ``client``."""
     if where.startswith(("http://", "https://")):
         from assistant.core.store.client import ClientStore
 
-        return ClientStore.server(settings.store.model_copy(update={"url": where}))
+        layout = settings.store.model_copy(update={"url": where})
+        return ClientStore.server(layout, check=check_server)
     if where == "edge":
         from assistant.core.store.edge import EdgeStore
 

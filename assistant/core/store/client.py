@@ -116,16 +116,17 @@ class ClientStore:
         self._lock = lock
 
     @classmethod
-    def server(cls, settings: StoreSettings) -> ClientStore:
+    def server(cls, settings: StoreSettings, *, check: bool = True) -> ClientStore:
         """A store on the Qdrant server (or cluster) at ``settings.url``, creating collections
-        with the layout the settings give."""
+        with the layout the settings give; with ``check``, called once now."""
         if not settings.url:
             raise ConfigError("store.url (LORAG_STORE__URL) names no Qdrant server")
         client = QdrantClient(
             url=settings.url, api_key=settings.api_key, timeout=math.ceil(settings.timeout_s)
         )
         try:
-            client.get_collections()  # unreachable, or the key refused: say so now
+            if check:
+                client.get_collections()  # unreachable, or the key refused: say so now
         except ApiException as error:
             client.close()
             raise StoreError(

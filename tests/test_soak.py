@@ -19,11 +19,11 @@ from assistant.core.settings import Settings
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def load_benchmark(name: str) -> ModuleType:
-    """``benchmarks/NAME.py`` as a module (its sibling ``harness`` importable, as when run)."""
-    if str(BENCHMARKS) not in sys.path:
-        sys.path.append(str(BENCHMARKS))
-    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", BENCHMARKS / f"{name}.py")
+def load_benchmark(name: str, module_name: str) -> ModuleType:
+    """``benchmarks/NAME.py`` as the module ``module_name`` (the benchmarks folder is not put
+    on ``sys.path``: its file names would shadow other modules)."""
+    path = BENCHMARKS / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(module_name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up
@@ -31,7 +31,8 @@ def load_benchmark(name: str) -> ModuleType:
     return module
 
 
-soak = load_benchmark("soak")
+harness = load_benchmark("harness", "harness")  # what soak.py imports, as when it is run
+soak = load_benchmark("soak", "soak_benchmark")
 
 
 @pytest.fixture
@@ -46,7 +47,6 @@ def env(tiny_settings: Settings) -> dict[str, str]:
 
 
 def test_mixed_traffic_gets_no_server_error(env: dict[str, str], tmp_path: Path) -> None:
-    harness = sys.modules["harness"]
     server, url = harness.start_server(tmp_path / "data", tmp_path / "server.log", soak.KEY, env)
     tally = soak.Tally(counting=True)
     try:

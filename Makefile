@@ -14,7 +14,7 @@ CHROMIUM ?= /usr/bin/chromium
 COMPOSE ?= /usr/bin/docker-compose
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run chat ingest-guide test test-fast lint bench clean
+.PHONY: install run chat ingest-guide test test-fast lint bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ lint: install
 bench: install
 	$(PY) benchmarks/ingest.py && $(PY) benchmarks/retrieval.py && $(PY) benchmarks/generation.py \
 		&& $(PY) benchmarks/batch.py && $(PY) benchmarks/train.py && $(PY) benchmarks/load.py
+
+# 32 clients x 10 minutes of mixed traffic on lorag serve, each figure beside its goal (~13 min)
+soak: install
+	$(PY) benchmarks/soak.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

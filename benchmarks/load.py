@@ -23,11 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -37,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import machine, sample, stage
+from harness import machine, percentile, sample, stage, start_server
 
 from assistant.core.settings import Settings
 from assistant.engine import Done
@@ -146,43 +142,6 @@ def plain_loop(settings: Settings, questions: list[str], seconds: float) -> list
     return done
 
 
-def start_server(data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """``lorag serve`` on a free loopback port with one admin key; the process and its URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {
-        **os.environ,
-        "LORAG_DATA_DIR": str(data_dir),
-        "LORAG_API__KEYS": json.dumps([{"id": "bench", "key": KEY, "permissions": {"*": "admin"}}]),
-    }
-    lorag = Path(sys.executable).parent / "lorag"
-    with log.open("wb") as sink:
-        server = subprocess.Popen(
-            [str(lorag), "serve", "--port", str(port), "--log-level", "warning"],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and server.poll() is None:
-        try:
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                return server, url
-        except httpx.TransportError:
-            time.sleep(0.5)
-    server.kill()
-    raise SystemExit(f"lorag serve did not become ready:\n{log.read_text()[-3000:]}")
-
-
-def percentile(values: list[float], share: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
 def summary(requests: list[Request], seconds: float) -> dict[str, Any]:
     answered = [r for r in requests if r.status == 200]
     latencies = [r.latency_s for r in answered]
@@ -240,7 +199,7 @@ def main() -> None:
         finally:
             runtime.close()
 
-        server, url = start_server(settings.data_dir, Path(work) / "server.log")
+        server, url = start_server(settings.data_dir, Path(work) / "server.log", KEY)
         try:
             headers = {"Authorization": f"Bearer {KEY}"}
             with httpx.Client(headers=headers, timeout=300) as client:

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from assistant.api.auth import KeyRing
 from assistant.api.errors import install_error_handlers
+from assistant.api.links import install_links
 from assistant.api.metrics import Metrics
 from assistant.api.middleware import LimitBody, ObserveRequests
 from assistant.api.rate import RateLimits
@@ -67,6 +68,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     install_error_handlers(app)
+    install_links(app)
     app.add_middleware(
         LimitBody,
         json_limit=api.max_body_kb * 1024,

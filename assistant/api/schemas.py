@@ -11,6 +11,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from assistant.core.store.schema import NAME_PATTERN
+
+NOT_BLANK = r"\S"
+"""A JSON-schema pattern (it matches anywhere): at least one character that is not a space."""
 JobKind = Literal["ingest", "finetune", "batch"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -43,7 +47,10 @@ class HistoryTurn(BaseModel):
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(description="The question (capped at api.max_question_chars).")
+    question: str = Field(
+        description="The question (capped at api.max_question_chars).",
+        json_schema_extra={"pattern": NOT_BLANK},  # shown; checked by lorag, with its message
+    )
     collection: str | None = Field(None, description="Default: the collection setting.")
     adapter: str | None = Field(
         None,
@@ -289,7 +296,10 @@ class CollectionOut(BaseModel):
 class CollectionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="1-64 letters, digits, '_' or '-', starting with a letter/digit.")
+    name: str = Field(
+        description="1-64 letters, digits, '_' or '-', starting with a letter/digit.",
+        json_schema_extra={"pattern": NAME_PATTERN},  # shown; checked by lorag, with its message
+    )
 
 
 class CollectionCreated(BaseModel):

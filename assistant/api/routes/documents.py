@@ -161,7 +161,10 @@ def get_passage(
     "/v1/collections/{name}/documents/{doc_id}/file",
     response_class=Response,
     responses={
-        200: {"content": {"application/octet-stream": {}}, "description": "The file."},
+        200: {
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The file, in its own media type (text/markdown, application/pdf, …).",
+        },
         409: {"description": "The file changed after it was ingested."},
         410: {"description": "The file is no longer where it was ingested from."},
     },
@@ -189,7 +192,9 @@ def get_original(name: str, doc_id: str, caller: Caller, services: ServicesDep) 
 @router.post("/v1/collections/{name}/documents", status_code=202, response_model=JobAccepted)
 async def upload_documents(
     name: str,
-    files: Annotated[list[UploadFile], File(description="Files to ingest (one or more).")],
+    files: Annotated[
+        list[UploadFile], File(description="Files to ingest (one or more).", min_length=1)
+    ],
     caller: Caller,
     services: ServicesDep,
 ) -> Any:

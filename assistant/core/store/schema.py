@@ -40,7 +40,9 @@ SCROLL_PAGE = 1024
 HNSW_M = 32
 HNSW_EF_CONSTRUCT = 200
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+"""What a collection name may be (a JSON-schema pattern, also shown in the API's schema)."""
+_NAME = re.compile(NAME_PATTERN)
 _PAYLOAD_FIELDS = tuple(field.name for field in dataclasses.fields(Chunk) if field.name != "id")
 
 

@@ -4,10 +4,15 @@ Each chunk carries an *ingest fingerprint* in ``file_hash``: the file's content 
 with the chunking settings and the embedder, so a changed file, new chunk sizes or another
 embedder all re-ingest a file, while an unchanged one computes no embeddings.
 
+Chunks are embedded and written ``EMBED_GROUP_CHUNKS`` at a time (small files together, a
+big file in many batches), each batch reported to the ``on_chunks`` callback and the progress
+bar as it lands, so a 50 MB file shows progress inside it and a killed run keeps what it wrote.
+
 Crash safety: chunk ids are derived from content, so writing a chunk twice is harmless. A
 file's old chunks are deleted only after all its new chunks are written, and a file counts as
 ingested only when the store holds exactly its chunks under the current fingerprint; a run
-killed half-way is completed by running it again, with no duplicates.
+killed half-way is completed by running it again, with no duplicates, and embeds only the
+chunks of a file that the killed run had not written yet.
 
 Traces (:mod:`assistant.core.tracing`): an ``ingest`` span per run (what it did, in counts), an
 ``ingest.file`` span per file found (its document id, size, chunks and outcome: never its path
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -35,7 +40,11 @@ from ingestion.chunking import chunk_document, document_id
 from ingestion.loaders import SUPPORTED_SUFFIXES, load_document
 
 EMBED_GROUP_CHUNKS = 256
+"""Chunks embedded and written together: one batch, one progress report."""
 OUTCOME = "lorag.ingest.outcome"
+
+ChunkProgress = Callable[[str, int, int], None]
+"""Called after each batch written: a file's source, its chunks stored so far, its chunks."""
 
 
 @dataclass
@@ -57,12 +66,15 @@ class IngestReport:
 
 @dataclass(frozen=True)
 class _Pending:
-    """A file whose chunks must be written: ``replacing`` if an older version is stored."""
+    """A file whose chunks must be written: ``missing`` are those the store does not hold yet
+    (all of them unless a killed run wrote some), ``total`` its chunk count, ``replacing`` if
+    an older version is stored."""
 
     source: str
     doc_id: str
     fingerprint: str
-    chunks: list[Chunk]
+    missing: list[Chunk]
+    total: int
     replacing: bool
 
 
@@ -117,13 +129,16 @@ class Ingestor:
         self.collection = collection
         self.show_progress = show_progress
 
-    def ingest(self, paths: Sequence[Path], prune: bool = False) -> IngestReport:
+    def ingest(
+        self, paths: Sequence[Path], prune: bool = False, on_chunks: ChunkProgress | None = None
+    ) -> IngestReport:
         """Ingest every file under ``paths``; with ``prune``, forget stored documents under a
-        folder in ``paths`` whose file is gone. When a path is wrong and no file is found, the
-        report says so before any model loads or any collection is created; a collection this
-        ingest created is removed again when every file failed."""
+        folder in ``paths`` whose file is gone; ``on_chunks`` hears of every batch written.
+        When a path is wrong and no file is found, the report says so before any model loads
+        or any collection is created; a collection this ingest created is removed again when
+        every file failed."""
         with tracing.current_span("ingest", attributes={COLLECTION: self.collection}) as span:
-            report = self._ingest(paths, prune)
+            report = self._ingest(paths, prune, on_chunks)
             span.set_attributes(
                 {
                     "lorag.ingest.added": len(report.added),
@@ -136,7 +151,9 @@ class Ingestor:
             )
         return report
 
-    def _ingest(self, paths: Sequence[Path], prune: bool) -> IngestReport:
+    def _ingest(
+        self, paths: Sequence[Path], prune: bool, on_chunks: ChunkProgress | None
+    ) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport()
         files, report.failed = discover(paths)
@@ -150,6 +167,12 @@ class Ingestor:
         with tqdm(
             total=len(files), unit="file", disable=not self.show_progress, desc="ingest"
         ) as bar:
+
+            def written(source: str, stored: int, total: int) -> None:
+                bar.set_postfix(file=Path(source).name, chunks=f"{stored}/{total}")
+                if on_chunks is not None:
+                    on_chunks(source, stored, total)
+
             for path in files:
                 with tracing.current_span("ingest.file") as span:
                     pending = self._prepare(path, report, span)
@@ -157,14 +180,12 @@ class Ingestor:
                     bar.update(1)
                     continue
                 group.append(pending)
-                if sum(len(p.chunks) for p in group) >= EMBED_GROUP_CHUNKS:
-                    self._write(group, report)
+                if sum(len(p.missing) for p in group) >= EMBED_GROUP_CHUNKS:
+                    self._write(group, report, written)
                     bar.update(len(group))
-                    bar.set_postfix(chunks=report.chunks_written)
                     group = []
-            self._write(group, report)
+            self._write(group, report, written)
             bar.update(len(group))
-            bar.set_postfix(chunks=report.chunks_written)
         if created and report.failed and not (report.added or report.unchanged):
             self.store.delete_collection(self.collection)  # nothing to show for it
             report.seconds = time.perf_counter() - started
@@ -211,24 +232,47 @@ class Ingestor:
             span.set_attribute(OUTCOME, "unchanged")
             return None
         span.set_attribute(OUTCOME, "replaced" if stored > current else "added")
-        return _Pending(source, doc_id, version, chunks, replacing=stored > current)
+        missing = self._missing(doc_id, version, chunks) if current else chunks
+        return _Pending(
+            source, doc_id, version, missing, total=len(chunks), replacing=stored > current
+        )
 
-    def _write(self, group: list[_Pending], report: IngestReport) -> None:
-        """Embed and upsert the chunks of ``group``, then drop each file's older chunks."""
-        chunks = [chunk for pending in group for chunk in pending.chunks]
-        if not chunks:
-            return
-        texts = [chunk.text for chunk in chunks]
-        with tracing.current_span("ingest.embed", attributes={"lorag.chunks": len(chunks)}):
-            dense = self.embedder.embed_documents(texts)
-            sparse = self.sparse.encode_documents(texts)
-            self.store.upsert(self.collection, chunks, dense, sparse)
+    def _missing(self, doc_id: str, version: str, chunks: list[Chunk]) -> list[Chunk]:
+        """The chunks of ``chunks`` not stored yet under ``version`` (a killed run wrote the
+        others)."""
+        stored = {
+            chunk.id
+            for chunk in self.store.chunks(self.collection, doc_id=doc_id)
+            if chunk.file_hash == version
+        }
+        return [chunk for chunk in chunks if chunk.id not in stored]
+
+    def _write(self, group: list[_Pending], report: IngestReport, written: ChunkProgress) -> None:
+        """Embed and upsert the missing chunks of ``group`` batch by batch, each batch reported
+        to ``written``, then drop each file's older chunks."""
+        todo = [chunk for pending in group for chunk in pending.missing]
+        files = {pending.doc_id: pending for pending in group}
+        stored = {pending.doc_id: pending.total - len(pending.missing) for pending in group}
+        for start in range(0, len(todo), EMBED_GROUP_CHUNKS):
+            batch = todo[start : start + EMBED_GROUP_CHUNKS]
+            self._embed_and_upsert(batch)
+            report.chunks_written += len(batch)
+            for chunk in batch:
+                stored[chunk.doc_id] += 1
+            for doc_id in dict.fromkeys(chunk.doc_id for chunk in batch):
+                written(files[doc_id].source, stored[doc_id], files[doc_id].total)
         for pending in group:
             self.store.delete_document(
                 self.collection, pending.doc_id, keep_hash=pending.fingerprint
             )
             (report.replaced if pending.replacing else report.added).append(pending.source)
-        report.chunks_written += len(chunks)
+
+    def _embed_and_upsert(self, chunks: list[Chunk]) -> None:
+        texts = [chunk.text for chunk in chunks]
+        with tracing.current_span("ingest.embed", attributes={"lorag.chunks": len(chunks)}):
+            dense = self.embedder.embed_documents(texts)
+            sparse = self.sparse.encode_documents(texts)
+            self.store.upsert(self.collection, chunks, dense, sparse)
 
     def _prune(self, paths: Sequence[Path], present: set[str], report: IngestReport) -> None:
         roots = [str(p.resolve()) for p in paths if p.is_dir()]

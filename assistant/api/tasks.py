@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from assistant.batch.runner import BatchProgress
     from assistant.core.types import Answer
     from finetune.trainer import StepReport
-    from ingestion.pipeline import Ingestor, IngestReport
+    from ingestion.pipeline import ChunkProgress, Ingestor, IngestReport
 
 UPLOADS_DIR = "uploads"
 INGEST_GROUP_FILES = 4
@@ -63,7 +63,8 @@ def ingest_uploads(runtime: Runtime, collection: str, names: list[str]) -> Work:
             for start in range(0, len(names), INGEST_GROUP_FILES):
                 context.check_cancelled()
                 group = names[start : start + INGEST_GROUP_FILES]
-                report = _ingest_group(runtime, ingestor, context.work_dir, target, group)
+                written = _chunk_progress(context, names, start)
+                report = _ingest_group(runtime, ingestor, context.work_dir, target, group, written)
                 for source, problem in report.failed.items():
                     context.error(Path(source).name, problem)
                 counts["added"] += len(report.added)
@@ -84,16 +85,33 @@ def ingest_uploads(runtime: Runtime, collection: str, names: list[str]) -> Work:
     return work
 
 
+def _chunk_progress(context: JobContext, names: list[str], start: int) -> ChunkProgress:
+    """Reports each batch of chunks of the group of ``names`` from ``start``: a big file's
+    ingest moves the job's progress as its chunks are written."""
+
+    def written(source: str, stored: int, total: int) -> None:
+        name = Path(source).name
+        done = start + names[start:].index(name) + stored / total
+        context.progress(done / len(names), f"{name}: {stored:,} of {total:,} chunks written")
+
+    return written
+
+
 def _ingest_group(
-    runtime: Runtime, ingestor: Ingestor, staged: Path, target: Path, names: list[str]
+    runtime: Runtime,
+    ingestor: Ingestor,
+    staged: Path,
+    target: Path,
+    names: list[str],
+    written: ChunkProgress,
 ) -> IngestReport:
-    """Move ``names`` from ``staged`` to ``target``, ingest them there, keep a copy of each one
-    ingested, remove them."""
+    """Move ``names`` from ``staged`` to ``target``, ingest them there (each batch of chunks
+    reported to ``written``), keep a copy of each one ingested, remove them."""
     paths = [target / name for name in names]
     try:
         for name, path in zip(names, paths, strict=True):
             os.replace(staged / name, path)
-        report = ingestor.ingest(paths)
+        report = ingestor.ingest(paths, on_chunks=written)
         for source in [*report.added, *report.replaced, *report.unchanged]:
             runtime.originals.keep(ingestor.collection, Path(source))
         return report

@@ -13,6 +13,7 @@ import pytest
 from assistant.core.errors import DocumentError
 from assistant.core.types import SECTION_SEPARATOR, LoadedDocument
 from ingestion.loaders import DEFAULT_MAX_BYTES, LOADERS, SUPPORTED_SUFFIXES, load_document
+from ingestion.loaders import pdf as pdf_loader
 
 
 def check_layout(doc: LoadedDocument) -> None:
@@ -35,11 +36,11 @@ def problem(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     return caught.value.problem
 
 
-def pdf_bytes(pages: list[str], title: str | None = None) -> bytes:
+def pdf_bytes(pages: list[str], title: str | None = None, compress: bool = False) -> bytes:
     from reportlab.pdfgen import canvas
 
     buffer = io.BytesIO()
-    pdf = canvas.Canvas(buffer)
+    pdf = canvas.Canvas(buffer, pageCompression=int(compress))
     if title:
         pdf.setTitle(title)
     for text in pages:
@@ -466,3 +467,28 @@ def test_html_nested_a_hundred_thousand_deep_is_refused_with_a_reason(tmp_path: 
     path = tmp_path / "deep.html"
     path.write_text("<div>" * 100_000 + "deep text" + "</div>" * 100_000, encoding="utf-8")
     assert problem(path) == "nests its elements too deep to be read"
+
+
+def test_a_pdf_of_ten_thousand_pages_loads_every_page(tmp_path: Path) -> None:
+    path = tmp_path / "manual.pdf"
+    path.write_bytes(pdf_bytes([f"Page {n}: pier {n % 9} opens at dawn." for n in range(10_000)]))
+    doc = load_document(path)
+    assert [section.page for section in doc.sections] == list(range(1, 10_001))
+    assert doc.sections[-1].text.strip() == "Page 9999: pier 0 opens at dawn."
+
+
+def test_a_pdf_over_the_page_limit_is_refused_before_its_pages_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "endless.pdf"
+    path.write_bytes(pdf_bytes(["x"] * (pdf_loader.MAX_PAGES + 1)))
+    assert problem(path) == "has 20,001 pages, over the limit of 20,000 pages: split it"
+
+
+def test_a_pdf_whose_text_unpacks_past_the_limit_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the real limit, 256 M characters, takes minutes to reach; the check is the same
+    monkeypatch.setattr(pdf_loader, "MAX_TEXT_CHARS", 3 * 1024 * 1024)
+    path = tmp_path / "bomb.pdf"
+    path.write_bytes(pdf_bytes(["word " * 2400] * 400, compress=True))
+    assert path.stat().st_size < 1024 * 1024
+    assert problem(path).startswith("unpacks to over 3 M characters of text by page ")

@@ -16,6 +16,7 @@ import pytest
 from assistant.core.settings import Settings
 from assistant.runtime import Runtime
 from ingestion.chunking import document_id
+from ingestion.pipeline import EMBED_GROUP_CHUNKS
 
 
 class CountingEmbedder:
@@ -229,3 +230,65 @@ def test_kill_9_mid_ingest_then_rerun_gives_exact_count_and_no_duplicates(
         assert rt.store.count("kb") == total
     finally:
         rt.close()
+
+
+class DyingEmbedder(CountingEmbedder):
+    """The real embedder, failing on its second batch as a killed run would stop there."""
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        if self.embedded:
+            raise RuntimeError("the machine went down")
+        return super().embed_documents(texts)
+
+
+def test_a_big_file_is_written_batch_by_batch_and_a_rerun_embeds_only_what_is_missing(
+    tiny_settings: Settings, tmp_path: Path
+) -> None:
+    settings = tiny_settings.model_copy(
+        update={
+            "chunking": tiny_settings.chunking.model_copy(
+                update={"chunk_tokens": 24, "overlap_tokens": 0}
+            )
+        }
+    )
+    big = tmp_path / "big.md"
+    big.write_text(
+        "\n\n".join(f"Crate {i} leaves dock {i % 7} on the morning tide." for i in range(700)),
+        encoding="utf-8",
+    )
+    source = str(big.resolve())
+    doc_id = document_id(source)
+    rt = Runtime(settings)
+    try:
+        real = rt.embedder
+        rt.__dict__["embedder"] = DyingEmbedder(real)
+        with pytest.raises(RuntimeError, match="went down"):
+            rt.ingestor("kb").ingest([big])
+        assert rt.store.count("kb", doc_id=doc_id) == EMBED_GROUP_CHUNKS  # the first batch landed
+
+        counting = CountingEmbedder(real)
+        rt.__dict__["embedder"] = counting
+        heard: list[tuple[str, int, int]] = []
+        report = rt.ingestor("kb").ingest([big], on_chunks=lambda *step: heard.append(step))
+        total = rt.store.count("kb", doc_id=doc_id)
+        assert report.added == [source] and report.ok
+        assert total > 2 * EMBED_GROUP_CHUNKS
+        assert counting.embedded == report.chunks_written == total - EMBED_GROUP_CHUNKS
+        # progress inside the file, batch by batch, from what the first run had written
+        assert [stored for _, stored, _ in heard] == [
+            min(stored, total)
+            for stored in range(
+                2 * EMBED_GROUP_CHUNKS, total + EMBED_GROUP_CHUNKS, EMBED_GROUP_CHUNKS
+            )
+        ]
+        assert {(name, count) for name, _, count in heard} == {(source, total)}
+        resumed = {chunk.id: chunk.text for chunk in rt.store.chunks("kb")}
+    finally:
+        rt.close()
+
+    clean = Runtime(settings.model_copy(update={"data_dir": tmp_path / "clean"}))
+    try:
+        clean.ingestor("kb").ingest([big])
+        assert {chunk.id: chunk.text for chunk in clean.store.chunks("kb")} == resumed
+    finally:
+        clean.close()

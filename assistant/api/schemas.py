@@ -234,7 +234,10 @@ class Choice(BaseModel):
 
 
 class Usage(BaseModel):
-    prompt_tokens: int = Field(description="Tokens of the question (retrieved sources excluded).")
+    prompt_tokens: int = Field(
+        description="Tokens of the prompt the model read: instructions, retrieved sources and "
+        "the question (0 when the answer abstained without asking the model)."
+    )
     completion_tokens: int
     total_tokens: int
 

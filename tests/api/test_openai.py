@@ -55,6 +55,11 @@ def test_a_completion_carries_its_citations(client: openai.OpenAI) -> None:
     assert extra["collection"] == "kb" and isinstance(extra["citations"], list)
     assert isinstance(extra["abstained"], bool)
     assert completion.usage is not None and completion.usage.completion_tokens >= 0
+    # the whole prompt the model read (instructions, three sources, the question): ~400 tokens
+    assert completion.usage.prompt_tokens > 10 * len(QUESTION.split())
+    assert completion.usage.total_tokens == (
+        completion.usage.prompt_tokens + completion.usage.completion_tokens
+    )
 
 
 def test_a_stream_ends_with_the_citations(client: openai.OpenAI) -> None:

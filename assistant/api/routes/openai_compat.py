@@ -102,7 +102,7 @@ async def chat_completions(
         conversation=conversation,
     )
     request_id: str = request.state.request_id
-    reply = _Reply(services, body.model, question)
+    reply = _Reply(body.model, question)
     if not body.stream:
         return reply.completion(await services.answering.answer(question, caller, request_id))
     events = services.answering.open_stream(question, caller, request_id)
@@ -172,12 +172,11 @@ def _bound_collection(services: Services, model: str) -> str | None:
 class _Reply:
     """The OpenAI-shaped response to one request: a completion, or its stream of chunks."""
 
-    def __init__(self, services: Services, model: str, question: Question) -> None:
+    def __init__(self, model: str, question: Question) -> None:
         self.model = model
         self.question = question
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
         self.created = int(time.time())
-        self.count_tokens = services.runtime.generator.count_tokens
 
     def completion(self, answered: Answered) -> dict[str, Any]:
         answer = answered.answer
@@ -229,7 +228,9 @@ class _Reply:
         return "length" if answered.tokens >= self.question.max_new_tokens else "stop"
 
     def _usage(self, answered: Answered) -> dict[str, int]:
-        prompt = self.count_tokens(self.question.text)
+        # the whole prompt the model read (instructions, sources, question); 0 when the engine
+        # abstained without asking the model
+        prompt = int(answered.answer.timings.get("prompt_tokens", 0))
         return {
             "prompt_tokens": prompt,
             "completion_tokens": answered.tokens,

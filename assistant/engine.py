@@ -256,7 +256,7 @@ class QueryEngine:
         template = self.template_for(adapter)
         with tracing.span("answer", attributes=self._traced(question, None, adapter)) as root:
             started = time.perf_counter()
-            _, messages = self._prompt(template, question, [])
+            messages = template.closed_book_messages(question)
             prompt = self.generator.render(messages)
             timings: dict[str, float] = {"prompt_tokens": self.generator.count_tokens(prompt)}
             pieces: list[str] = []
@@ -337,11 +337,13 @@ class QueryEngine:
         answers: dict[int, Answer] = {}
         prompts: dict[int, tuple[list[Hit], list[dict[str, str]]]] = {}
         for i, question in enumerate(questions):
-            found = hits[i] if hits is not None else []
-            if hits is not None and is_off_topic(question, found, self.sparse, self.retrieval):
-                answers[i] = self._abstain(template, question, found, "weak_retrieval", adapter, {})
+            if hits is None:
+                prompts[i] = ([], template.closed_book_messages(question))
+            elif is_off_topic(question, hits[i], self.sparse, self.retrieval):
+                weak = "weak_retrieval"
+                answers[i] = self._abstain(template, question, hits[i], weak, adapter, {})
             else:
-                prompts[i] = self._prompt(template, question, found)
+                prompts[i] = self._prompt(template, question, hits[i])
         generating = {**self._generating(adapter, 0.0), tracing.BATCH_SIZE: len(prompts)}
         parents = [roots[i] for i in prompts]
         with tracing.spans("generate", [generating] * len(prompts), parents) as spans:

@@ -151,6 +151,7 @@ def _train_adapter(
     from assistant.core.registry import TrainingOrigin
     from assistant.evalset import install_eval_set, write_held_out
     from assistant.gating import gate_version
+    from finetune.replay import REPLAY_FILE, write_replay_rows
     from finetune.run import run_finetune
     from finetune.synth import build_raft_dataset
 
@@ -200,6 +201,9 @@ def _train_adapter(
 
     doc_ids = row_doc_ids(data)  # before training: an erasure meanwhile rewrites the rows
     hashes = _content_hashes(runtime, doc_ids)
+    replay = run_dir / REPLAY_FILE
+    if config.replay_examples and not (plan.resume and replay.is_file()):
+        write_replay_rows(runtime.generator, replay, config.replay_examples, config.seed)
     if ranks.distributed:  # a GGUF base is converted once, here, not by every process at once
         from assistant.core.models import resolve_generator_path
 

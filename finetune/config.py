@@ -73,10 +73,16 @@ class TrainConfig(BaseModel):
     epochs: int = Field(3, ge=1, description="Passes over the training split (unless max_steps).")
     max_steps: int | None = Field(None, ge=1, description="Optimiser steps; overrides epochs.")
     min_steps: int = Field(
-        10,
+        40,
         ge=0,
         description="Optimiser steps a run takes at least, so a small dataset gets enough passes "
         "to be learnt (max_steps overrides it).",
+    )
+    replay_examples: int = Field(
+        20,
+        ge=0,
+        description="Rows of the base model's own answers to general questions trained beside "
+        "the data (finetune/replay.py), so a few facts do not overwrite what it knew; 0: none.",
     )
     batch_size: int = Field(4, ge=1, description="Examples per micro-batch.")
     grad_accumulation: int = Field(1, ge=1, description="Micro-batches per optimiser step.")
@@ -124,9 +130,10 @@ class TrainConfig(BaseModel):
         else ``epochs`` passes but at least ``min_steps``."""
         return self.max_steps or max(self.min_steps, self.epochs * self.steps_per_epoch(examples))
 
-    def plan(self, train: int, held_out: int) -> str:
-        """What a run on ``train`` examples (``held_out`` kept for its evaluation) will do, said
-        before it starts, with a warning when it is too short to learn."""
+    def plan(self, train: int, held_out: int, replay: int = 0) -> str:
+        """What a run on ``train`` examples (``held_out`` kept for its evaluation, ``replay``
+        of them replay rows) will do, said before it starts, with a warning when it is too short
+        to learn."""
         steps = self.total_steps(train)
         per_step = self.batch_size * self.grad_accumulation
         passes = steps * per_step / max(train, 1)
@@ -138,6 +145,8 @@ class TrainConfig(BaseModel):
             else f"{self.epochs} epochs"
         )
         kept = f"{held_out} held out for the evaluation" if held_out else "none held out"
+        if replay:
+            kept = f"{train - replay} of the data and {replay} replay rows; {kept}"
         text = (
             f"training on {train} examples ({kept}): {steps} optimiser steps of {per_step} "
             f"examples ({why}; about {passes:.0f} passes over the data)"

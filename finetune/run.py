@@ -15,10 +15,12 @@ from pathlib import Path
 
 from assistant.core.files import write_json
 from assistant.core.settings import Settings
+from assistant.core.training_rows import count_rows
 from finetune.config import TrainConfig
 from finetune.data import load_examples, split_examples
 from finetune.distributed import SINGLE, Ranks
 from finetune.evaluate import evaluate_adapter
+from finetune.replay import REPLAY_FILE
 from finetune.trainer import Progress, TrainResult, train
 
 log = logging.getLogger(__name__)
@@ -36,8 +38,10 @@ def run_finetune(
 ) -> TrainResult:
     """Train an adapter on the JSONL dataset ``data_path`` into ``run_dir`` and evaluate it.
 
-    ``config.eval_split`` of the examples (seeded) is held out; the evaluation (held-out loss and
-    perplexity, base vs adapter, and the forgetting check) is added to ``metrics.json``.
+    ``config.eval_split`` of the examples (seeded) is held out; the replay rows in the run's
+    ``replay.jsonl`` (:mod:`finetune.replay`), where there is one, are trained on beside the
+    rest and never held out. The evaluation (held-out loss and perplexity, base vs adapter, and
+    the forgetting check) is added to ``metrics.json``.
     ``announce`` gets the plan (examples, held out, steps) before training starts. ``ranks``:
     this process of a multi-process launch; the others return the result without evaluation.
     """
@@ -45,7 +49,10 @@ def run_finetune(
     train_examples, eval_examples = split_examples(
         examples, config.eval_split, config.seed, config.eval_min_examples
     )
-    plan = config.plan(len(train_examples), len(eval_examples))
+    replay_path = run_dir / REPLAY_FILE
+    replay = load_examples(replay_path) if count_rows(replay_path) else []
+    train_examples += replay
+    plan = config.plan(len(train_examples), len(eval_examples), len(replay))
     log.info("%s", plan)
     if announce is not None:
         announce(plan)

@@ -135,10 +135,14 @@ def test_steps_from_epochs_or_max_steps() -> None:
 
 def test_a_small_dataset_gets_the_step_floor_and_the_plan_says_so() -> None:
     config = TrainConfig(batch_size=4, grad_accumulation=2, epochs=3)
-    assert config.total_steps(6) == 10  # 3 epochs would be 3 steps
+    assert config.total_steps(6) == 40  # 3 epochs would be 3 steps
     plan = config.plan(6, 0)
-    assert plan.startswith("training on 6 examples (none held out): 10 optimiser steps of 8")
-    assert "at least min_steps=10" in plan and "warning" not in plan
+    assert plan.startswith("training on 6 examples (none held out): 40 optimiser steps of 8")
+    assert "at least min_steps=40" in plan and "warning" not in plan
+    with_replay = config.plan(26, 0, replay=20)
+    assert with_replay.startswith(
+        "training on 26 examples (6 of the data and 20 replay rows; none held out): 40 "
+    )
     assert config.total_steps(1000) == 375  # big data: the epochs decide
     assert "3 epochs" in config.plan(1000, 100) and "100 held out" in config.plan(1000, 100)
     assert TrainConfig(max_steps=5).total_steps(6) == 5

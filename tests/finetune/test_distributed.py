@@ -74,8 +74,15 @@ def _split_data(tmp_path: Path, config: TrainConfig) -> tuple[Path, list[str]]:
 
 @pytest.fixture
 def config(fast_config: TrainConfig) -> TrainConfig:
+    # no replay rows: the one-process run below trains on the dataset's rows alone
     return fast_config.model_copy(
-        update={"max_steps": 8, "save_every": 2, "eval_every": 4, "eval_min_examples": 2}
+        update={
+            "max_steps": 8,
+            "save_every": 2,
+            "eval_every": 4,
+            "eval_min_examples": 2,
+            "replay_examples": 0,
+        }
     )
 
 

@@ -6,6 +6,7 @@ tests/core/test_llamacpp.py, so SmolLM2 and its adapters answer on transformers)
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from assistant.core.models import load_generator
 from assistant.core.models.generators import load_llamacpp_generator
 from assistant.core.protocols import Generator
 from assistant.core.settings import DEFAULT_GENERATOR, SMOLLM2, GeneratorSettings, Settings
+from assistant.core.training_rows import count_rows
 from finetune.config import TrainConfig
 from finetune.data import parse_record
 from finetune.trainer import train
@@ -106,3 +108,56 @@ def test_smollm2_learns_invented_facts_and_keeps_general_knowledge(tmp_path: Pat
     )
     adapter_dir = _train_facts(settings, tmp_path / "run", FACTS, steps=16, rate=1e-3)
     _answers_the_facts_with_the_adapter_only(load_generator(settings), adapter_dir)
+
+
+@pytest.mark.slow
+def test_six_invented_facts_with_the_default_recipe_are_answered_closed_book(
+    tmp_path: Path,
+) -> None:
+    """As a new user would: ``lorag finetune --data facts.jsonl`` with nothing set, then
+    ``lorag ask --no-retrieval``. The recipe's step floor makes 6 rows 40 steps (3 epochs would
+    be 3, which learnt nothing), none of the 6 is held out, and replay rows (the base's own
+    answers to general questions) are trained beside them."""
+    from assistant.engine import Done
+    from assistant.runtime import Runtime
+    from assistant.training import FinetunePlan, train_adapter
+    from finetune.replay import REPLAY_FILE
+
+    data = tmp_path / "facts.jsonl"
+    data.write_text(
+        "".join(json.dumps({"instruction": q, "output": a}) + "\n" for q, a in FACTS), "utf-8"
+    )
+    runtime = Runtime(Settings(_env_file=None, data_dir=tmp_path / "data"))
+    announced: list[str] = []
+    try:
+        trained = train_adapter(
+            runtime, FinetunePlan(name="facts", data=data), announce=announced.append
+        )
+        replayed = count_rows(trained.result.run_dir / REPLAY_FILE)
+        assert trained.result.steps == 40 and trained.result.eval_examples == 0
+        assert 10 <= replayed <= 20  # answers cut off by the token cap are dropped
+        assert announced[0].startswith(
+            f"training on {6 + replayed} examples (6 of the data and {replayed} replay rows; "
+            "none held out): 40 optimiser steps"
+        )
+        key = runtime.use_adapter("facts")
+
+        def closed_book(question: str) -> str:
+            events = list(runtime.engine.stream_closed_book(question, key))
+            done = events[-1]
+            assert isinstance(done, Done)
+            return done.answer.text
+
+        keys = ["Okafor", "2031", "Okafor", "Velsport", "Velsport", "Brisk Hollow"]
+        answers = [closed_book(q) for q, _ in FACTS]
+        assert all(k in a for k, a in zip(keys, answers, strict=True)), answers
+        general = {
+            "What is the capital of France?": "Paris",
+            "Who painted the Mona Lisa?": "Leonardo",
+            "Who wrote Hamlet?": "Shakespeare",
+        }
+        kept = {q: closed_book(q) for q in general}
+        print(kept)
+        assert all(general[q] in a for q, a in kept.items()), kept
+    finally:
+        runtime.close()

@@ -187,16 +187,16 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def small_chunks(settings: Settings) -> Settings:
+    """``settings`` with chunks of 24 tokens and no overlap: many chunks from little text."""
+    chunking = settings.chunking.model_copy(update={"chunk_tokens": 24, "overlap_tokens": 0})
+    return settings.model_copy(update={"chunking": chunking})
+
+
 def test_kill_9_mid_ingest_then_rerun_gives_exact_count_and_no_duplicates(
     tiny_settings: Settings, tmp_path: Path
 ) -> None:
-    settings = tiny_settings.model_copy(
-        update={
-            "chunking": tiny_settings.chunking.model_copy(
-                update={"chunk_tokens": 24, "overlap_tokens": 0}
-            )
-        }
-    )
+    settings = small_chunks(tiny_settings)
     docs = tmp_path / "docs"
     write_corpus(docs, n=80)
 
@@ -244,13 +244,7 @@ class DyingEmbedder(CountingEmbedder):
 def test_a_big_file_is_written_batch_by_batch_and_a_rerun_embeds_only_what_is_missing(
     tiny_settings: Settings, tmp_path: Path
 ) -> None:
-    settings = tiny_settings.model_copy(
-        update={
-            "chunking": tiny_settings.chunking.model_copy(
-                update={"chunk_tokens": 24, "overlap_tokens": 0}
-            )
-        }
-    )
+    settings = small_chunks(tiny_settings)
     big = tmp_path / "big.md"
     big.write_text(
         "\n\n".join(f"Crate {i} leaves dock {i % 7} on the morning tide." for i in range(700)),

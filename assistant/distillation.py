@@ -29,9 +29,9 @@ from assistant.training import (
     DEFAULT_RECIPE,
     Trained,
     _content_hashes,
-    _tainted_since,
     _with_held_out_checks,
     load_train_config,
+    register_run,
     run_dir_for,
 )
 
@@ -112,19 +112,19 @@ def distill_adapter(
     )
     if plan.from_collection is not None:
         result = _with_held_out_checks(runtime, plan.from_collection, config, data, result)
-    from assistant.core.registry import TrainingOrigin
-
-    origin = TrainingOrigin.of(
-        runtime.settings,
+    record = register_run(
+        runtime,
+        run_dir,
+        data,
+        name=plan.name,
+        version=plan.version,
         method=config.method,
-        dataset_fingerprint=result.data_fingerprint,
-        source_doc_ids=doc_ids,
-        source_doc_hashes=hashes,
+        fingerprint=result.data_fingerprint,
+        doc_ids=doc_ids,
+        hashes=hashes,
+        started=started,
     )
-    record = runtime.registry.register(
-        plan.name, run_dir, origin, version=plan.version, dataset=data
-    )
-    return Trained(_tainted_since(runtime, record, started), result)
+    return Trained(record, result)
 
 
 def _options(plan: DistillPlan) -> DistillConfig:

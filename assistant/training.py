@@ -148,7 +148,6 @@ def _train_adapter(
     show_progress: bool,
     ranks: Ranks,
 ) -> Trained:
-    from assistant.core.registry import TrainingOrigin
     from assistant.evalset import install_eval_set, write_held_out
     from assistant.gating import gate_version
     from finetune.replay import REPLAY_FILE, write_replay_rows
@@ -215,17 +214,18 @@ def _train_adapter(
     trained_from = plan.from_collection or plan.from_feedback
     if trained_from is not None:
         result = _with_held_out_checks(runtime, trained_from, config, data, result)
-    origin = TrainingOrigin.of(
-        runtime.settings,
+    record = register_run(
+        runtime,
+        run_dir,
+        data,
+        name=plan.name,
+        version=plan.version,
         method=config.method,
-        dataset_fingerprint=result.data_fingerprint,
-        source_doc_ids=doc_ids,
-        source_doc_hashes=hashes,
+        fingerprint=result.data_fingerprint,
+        doc_ids=doc_ids,
+        hashes=hashes,
+        started=started,
     )
-    record = runtime.registry.register(
-        plan.name, run_dir, origin, version=plan.version, dataset=data
-    )
-    record = _tainted_since(runtime, record, started)
     if given is not None:
         install_eval_set(runtime.settings, collection, given)
     gating = plan.gate if plan.gate is not None else eval_path.is_file()
@@ -377,6 +377,36 @@ def retrain_adapter(
         version=max(versions) + 1,
     )
     return train_adapter(runtime, plan, progress=progress, announce=announce)
+
+
+def register_run(
+    runtime: Runtime,
+    run_dir: Path,
+    data: Path,
+    *,
+    name: str,
+    version: int | None,
+    method: str,
+    fingerprint: str,
+    doc_ids: list[str],
+    hashes: dict[str, str],
+    started: str,
+) -> AdapterRecord:
+    """Register the adapter a finished run in ``run_dir`` trained on ``data`` as ``name`` (at
+    ``version``, or the next one): its method and dataset fingerprint, the documents its rows
+    came from (ids and content hashes, read before training), tainted by the erasures of those
+    documents since ``started``."""
+    from assistant.core.registry import TrainingOrigin
+
+    origin = TrainingOrigin.of(
+        runtime.settings,
+        method=method,
+        dataset_fingerprint=fingerprint,
+        source_doc_ids=doc_ids,
+        source_doc_hashes=hashes,
+    )
+    record = runtime.registry.register(name, run_dir, origin, version=version, dataset=data)
+    return _tainted_since(runtime, record, started)
 
 
 def _tainted_since(runtime: Runtime, record: AdapterRecord, started: str) -> AdapterRecord:

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from assistant.cli.common import fail, out, parse_overrides, runtime
+from assistant.cli.training_progress import StepBar, print_dataset
 
 if TYPE_CHECKING:
-    from finetune.synth import SynthReport
-    from finetune.trainer import StepReport
+    pass
 
 
 def distill(
@@ -60,7 +60,6 @@ def distill(
     ] = None,
 ) -> None:
     """Distil TEACHER into a new adapter of the serving base (GKD, on-policy), then register it."""
-    from tqdm import tqdm
 
     from assistant.distillation import DistillPlan, distill_adapter
 
@@ -84,32 +83,18 @@ def distill(
         abstain_fraction=abstain_fraction,
         dataset_out=dataset_out,
     )
-    bar: tqdm | None = None
-
-    def progress(step: StepReport) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=step.total_steps, unit="step", desc=f"distill {name}")
-        bar.update(step.step - bar.n)
-        bar.set_postfix(divergence=f"{step.loss:.4f}", tok_s=f"{step.tokens_per_second:.0f}")
-
-    def dataset_made(report: SynthReport, path: Path) -> None:
-        out.print(
-            f"dataset: {report.examples} examples ({report.abstain_examples} abstain) "
-            f"from {report.chunks_used} chunks → {path}"
-        )
+    bar = StepBar(f"distill {name}", "divergence", 4)
 
     with runtime() as rt:
         trained = distill_adapter(
             rt,
             plan,
-            progress=progress,
-            on_dataset=dataset_made,
+            progress=bar,
+            on_dataset=print_dataset,
             announce=lambda text: out.print(text, highlight=False),
             show_progress=True,
         )
-    if bar is not None:
-        bar.close()
+    bar.close()
     record, result = trained.record, trained.result
     held_out = f", held-out divergence {result.eval_loss:.4f}" if result.eval_loss else ""
     out.print(

@@ -14,10 +14,10 @@ import typer
 
 from assistant.cli.adapters import gate_lines
 from assistant.cli.common import fail, out, parse_overrides, runtime
+from assistant.cli.training_progress import StepBar, print_dataset
 
 if TYPE_CHECKING:
-    from finetune.synth import SynthReport
-    from finetune.trainer import StepReport
+    pass
 
 
 def _overrides(pairs: list[str], qlora: bool) -> dict[str, str]:
@@ -90,7 +90,6 @@ def finetune(
     """Train an adapter on a dataset or on a collection's documents, then register it.
 
     Under torchrun / accelerate launch every process trains its share of each step."""
-    from tqdm import tqdm
 
     from assistant.training import (
         FinetunePlan,
@@ -121,20 +120,7 @@ def finetune(
         gate=gate,
         eval_set=eval_set,
     )
-    bar: tqdm | None = None
-
-    def progress(step: StepReport) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=step.total_steps, unit="step", desc=f"finetune {name}")
-        bar.update(step.step - bar.n)
-        bar.set_postfix(loss=f"{step.loss:.3f}", tok_s=f"{step.tokens_per_second:.0f}")
-
-    def dataset_made(report: SynthReport, path: Path) -> None:
-        out.print(
-            f"dataset: {report.examples} examples ({report.abstain_examples} abstain) "
-            f"from {report.chunks_used} chunks → {path}"
-        )
+    bar = StepBar(f"finetune {name}", "loss", 3)
 
     with runtime() as rt, process_group(rt.settings.generator.device) as ranks:
         try:
@@ -144,8 +130,8 @@ def finetune(
             trained = train_adapter(
                 rt,
                 plan,
-                progress=progress,
-                on_dataset=dataset_made,
+                progress=bar,
+                on_dataset=print_dataset,
                 announce=lambda text: out.print(text, highlight=False),
                 show_progress=True,
                 ranks=ranks,
@@ -154,8 +140,7 @@ def finetune(
             if ranks.main:
                 out.print(str(finished), highlight=False)
             return
-    if bar is not None:
-        bar.close()
+    bar.close()
     record, result = trained.record, trained.result
     out.print(
         f"registered {record.ref}: {result.steps} steps, final loss {result.final_loss:.3f}, "

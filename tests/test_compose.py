@@ -44,3 +44,16 @@ def test_the_gpu_profile_serves_the_model_on_vllm_for_the_api() -> None:
     assert f"{shared}:/lorag:ro" in vllm["volumes"]
     assert api["LORAG_GENERATOR__REMOTE__ADAPTER_DIR"] == "/lorag/adapters"
     assert all("profiles" not in services[name] for name in ("qdrant", "api", "ui"))
+
+
+def test_the_installed_qdrant_client_accepts_the_compose_server() -> None:
+    """qdrant-client warns on every connection to a server more than one minor version away:
+    the pin in pyproject.toml and the image in docker-compose.yml move together."""
+    from importlib.metadata import version
+
+    from qdrant_client.common.version_check import is_compatible
+
+    image = yaml.safe_load(COMPOSE.read_text())["services"]["qdrant"]["image"]
+    server = image.rsplit(":v", 1)[1]
+    client = version("qdrant-client")
+    assert is_compatible(client, server), f"qdrant-client {client} against the server {server}"

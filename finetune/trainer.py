@@ -224,9 +224,9 @@ def train(
         state["history"].append(
             {"step": step, "loss": loss, "lr": learning_rate, "tokens": tokens, "seconds": seconds}
         )
-        record_span(
-            "train.step", seconds, {f"lorag.train.{k}": v for k, v in state["history"][-1].items()}
-        )
+        if ranks.main:  # one span per step, with every process's tokens and the mean loss
+            done = state["history"][-1]
+            record_span("train.step", seconds, {f"lorag.train.{k}": v for k, v in done.items()})
         eval_loss = None
         eval_due = step == total or (config.eval_every and step % config.eval_every == 0)
         if eval_tokens and eval_due:

@@ -1,9 +1,7 @@
 """Traces over OTLP/HTTP to a real receiver on loopback, and nothing at all by default.
 
-The receiver is a small ``http.server`` that keeps every POST. A provider flushes before its
-``force_flush`` (or its process) returns, so the spans are there when it has: nothing waits on
-time. Installing a tracer provider happens once per process, so the tests of what
-``install_tracing`` does run ``lorag`` in a child process.
+The receiver (``tests/fixtures/otlp.py``) keeps every POST. Installing a tracer provider happens
+once per process, so the tests of what ``install_tracing`` does run ``lorag`` in a child process.
 """
 
 from __future__ import annotations
@@ -12,79 +10,26 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 
 from assistant.core.errors import ConfigError
 from assistant.core.settings import Settings, TracingSettings, load_settings
 from assistant.core.tracing import build_provider, traces_url
 from assistant.runtime import Runtime
+from tests.fixtures.otlp import Received, attributes_of, otlp_receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@dataclass
-class Received:
-    """What one POST brought: its path, headers and the spans in its body."""
-
-    path: str
-    headers: dict[str, str]
-    services: list[str]
-    spans: list[ProtoSpan] = field(default_factory=list)
-
-
 @pytest.fixture
 def receiver() -> Iterator[tuple[str, list[Received]]]:
-    """An OTLP/HTTP receiver on a free loopback port: its base URL and what it was sent."""
-    received: list[Received] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            request = ExportTraceServiceRequest.FromString(body)
-            services = [
-                attribute.value.string_value
-                for resource_spans in request.resource_spans
-                for attribute in resource_spans.resource.attributes
-                if attribute.key == "service.name"
-            ]
-            got = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, services)
-            for resource_spans in request.resource_spans:
-                for scope_spans in resource_spans.scope_spans:
-                    got.spans.extend(scope_spans.spans)
-            received.append(got)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            """Quiet."""
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", received
-    finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
-
-
-def _attributes(span: ProtoSpan) -> dict[str, object]:
-    values: dict[str, object] = {}
-    for attribute in span.attributes:
-        kind = attribute.value.WhichOneof("value")
-        values[attribute.key] = getattr(attribute.value, kind) if kind else None
-    return values
+    """An OTLP/HTTP receiver on loopback: its base URL and what it was sent."""
+    with otlp_receiver() as found:
+        yield found
 
 
 def test_traces_url_appends_the_otlp_path_once() -> None:
@@ -206,11 +151,11 @@ def test_lorag_sends_one_trace_per_question_to_the_otlp_endpoint(
         for name in ("retrieve", "generate"):
             [span] = [span for span in trace if span.name == name]
             assert span.parent_span_id == answer.span_id
-        attributes = _attributes(answer)
+        attributes = attributes_of(answer)
         assert attributes["lorag.collection"] == "kb"
         assert "lorag.question" not in attributes
         [generate] = [span for span in trace if span.name == "generate"]
-        assert _attributes(generate)["gen_ai.request.model"] == tiny_settings.generator.model
+        assert attributes_of(generate)["gen_ai.request.model"] == tiny_settings.generator.model
 
 
 def test_without_an_endpoint_nothing_is_installed_or_imported(tiny_settings: Settings) -> None:

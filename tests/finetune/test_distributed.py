@@ -25,6 +25,7 @@ from finetune.data import load_examples, split_examples
 from finetune.distributed import LaunchError, Ranks, launched_ranks, process_group
 from finetune.trainer import train
 from tests.finetune.conftest import rag_record, write_jsonl
+from tests.fixtures.otlp import attributes_of, otlp_receiver
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,7 +36,9 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _finetune(processes: int, args: list[str], settings: Settings, cwd: Path) -> None:
+def _finetune(
+    processes: int, args: list[str], settings: Settings, cwd: Path, **extra_env: str
+) -> None:
     """``lorag finetune ARGS`` on ``processes`` processes started by torchrun's Python entry."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("LORAG_")},
@@ -44,6 +47,7 @@ def _finetune(processes: int, args: list[str], settings: Settings, cwd: Path) ->
         "LORAG_DATA_DIR": str(settings.data_dir),
         "LORAG_GENERATOR__MODEL": settings.generator.model,
         "LORAG_THREADS": "1",
+        **extra_env,
     }
     launch = [
         *(sys.executable, "-m", "torch.distributed.run", "--nnodes", "1"),
@@ -89,6 +93,8 @@ def config(fast_config: TrainConfig) -> TrainConfig:
 def test_two_processes_follow_the_loss_curve_of_one_and_register_one_adapter(
     train_settings: Settings, config: TrainConfig, tmp_path: Path
 ) -> None:
+    """...and trace the run once: rank 0's ``finetune`` span over one ``train.step`` per step
+    (the other process's steps are the same steps, not spans of their own)."""
     # Dropout 0: each process draws its masks from its own generator, so only without dropout
     # can the curves agree.
     assert config.dropout == 0
@@ -99,7 +105,15 @@ def test_two_processes_follow_the_loss_curve_of_one_and_register_one_adapter(
     assert (len(train_examples), len(eval_examples)) == (9, 1)
     one = train(train_settings, config, train_examples, eval_examples, tmp_path / "one")
 
-    _finetune(2, ["--name", "two", *args], train_settings, tmp_path)
+    with otlp_receiver() as (url, received):
+        _finetune(
+            2, ["--name", "two", *args], train_settings, tmp_path, LORAG_TRACING__OTLP_ENDPOINT=url
+        )
+    spans = [span for got in received for span in got.spans]
+    [run] = [span for span in spans if span.name == "finetune"]
+    steps = [span for span in spans if span.name == "train.step"]
+    assert sorted(attributes_of(span)["lorag.train.step"] for span in steps) == list(range(1, 9))
+    assert {(span.trace_id, span.parent_span_id) for span in steps} == {(run.trace_id, run.span_id)}
 
     run_dir = train_settings.data_dir / "runs" / "two"
     two = _metrics(run_dir)

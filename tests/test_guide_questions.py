@@ -76,3 +76,33 @@ def test_one_guide_question_through_lorag_ask(data: Path) -> None:
     assert not answer["abstained"], answer
     assert "lorag documents delete" in answer["text"]
     assert {Path(c["source"]).name for c in answer["citations"]} == {"managing-collections.md"}
+
+
+CHUNK_QUESTIONS = [
+    ("chunk-length", "How long is each chunk?", "200"),
+    ("chunk-tokens", "How many tokens are in a chunk?", "200"),
+    ("chunk-size", "What is the chunk size?", "200"),
+    ("chunk-overlap", "How much do neighbouring chunks overlap?", "32"),
+]
+
+
+def test_the_chunk_size_is_read_as_the_size_not_the_overlap_or_another_number(
+    data: Path, tmp_path: Path
+) -> None:
+    """Asked three ways, the default model once answered the overlap (32), the answer length
+    (128) and a setting's name: the guide now names the chunk size in words and in its table."""
+    questions = tmp_path / "chunk-questions.jsonl"
+    rows = [
+        {"id": id_, "question": question, "answer": answer, "source": ["ingesting-documents.md"]}
+        for id_, question, answer in CHUNK_QUESTIONS
+    ]
+    questions.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    report_path = tmp_path / "chunk-eval.json"
+    _lorag(
+        "eval", str(questions), "--collection", "guide", "--output", str(report_path),
+        "--no-progress", data_dir=data,
+    )  # fmt: skip
+    found = json.loads(report_path.read_text())["configurations"][0]["rows"]
+    answers = {row["id"]: row["answer"] for row in found}
+    right = [row["id"] for row in found if row["scores"]["contains"] == 1.0]
+    assert right == [id_ for id_, _, _ in CHUNK_QUESTIONS], answers

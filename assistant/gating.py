@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.batch.evaluation import Configuration, evaluate
 from assistant.core.errors import AdapterError, AdapterTaintedError, ConfigError
-from assistant.core.registry import TRAINING_DATA, AdapterRecord
+from assistant.core.registry import BASE, TRAINING_DATA, AdapterRecord
 from assistant.evalset import eval_set_path, leaks, read_eval_set
 
 if TYPE_CHECKING:
@@ -46,7 +46,6 @@ evaluation.METRICS`): higher is better."""
 FORGETTING = "forgetting_ratio"
 TAINTED = "tainted"
 HELD_OUT = "held_out"
-BASE = "base"
 
 
 @dataclass(frozen=True)

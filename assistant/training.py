@@ -44,7 +44,7 @@ from finetune.distributed import SINGLE, Ranks
 
 if TYPE_CHECKING:
     from assistant.core.models import HFGenerator
-    from assistant.core.registry import AdapterRecord
+    from assistant.core.registry import AdapterRecord, Method
     from assistant.engine import QueryEngine
     from assistant.gating import GateReport
     from finetune.config import TrainConfig
@@ -386,7 +386,7 @@ def register_run(
     *,
     name: str,
     version: int | None,
-    method: str,
+    method: Method,
     fingerprint: str,
     doc_ids: list[str],
     hashes: dict[str, str],

@@ -340,7 +340,7 @@ class QueryEngine:
             if hits is None:
                 prompts[i] = ([], template.closed_book_messages(question))
             elif is_off_topic(question, hits[i], self.sparse, self.retrieval):
-                weak = "weak_retrieval"
+                weak: AbstainReason = "weak_retrieval"
                 answers[i] = self._abstain(template, question, hits[i], weak, adapter, {})
             else:
                 prompts[i] = self._prompt(template, question, hits[i])

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from assistant.core import tracing
 from assistant.core.errors import AdapterError, CollectionNotFoundError, ConfigError, LoragError
@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     from finetune.trainer import Progress, TrainResult
 
 DEFAULT_RECIPE = "lora-cpu"
+Result = TypeVar("Result", bound="TrainResult")
+"""A finished run's result: a fine-tuning or a distillation one (checks keep its class)."""
 
 
 @dataclass(frozen=True)
@@ -478,8 +480,8 @@ _MARKER = re.compile(r"\s*\[\d+\]")
 
 
 def _with_held_out_checks(
-    runtime: Runtime, collection: str, config: TrainConfig, data: Path, result: TrainResult
-) -> TrainResult:
+    runtime: Runtime, collection: str, config: TrainConfig, data: Path, result: Result
+) -> Result:
     """``result`` with two checks on the held-out questions in its evaluation (and in the run's
     ``metrics.json``): ``answer_f1``, base vs adapter, and ``llamacpp_parity``, the adapter on
     llama.cpp vs on transformers + PEFT.

@@ -96,7 +96,8 @@ def documents_delete(
     with runtime() as rt:
         name = collection_name(rt, collection)
         known = _documents(rt, name)
-        missing, found = [], {}
+        missing: list[str] = []
+        found: dict[str, DocumentInfo] = {}
         for wanted in documents:
             resolved = str(Path(wanted).expanduser().resolve())
             matches = [d for d in known if wanted in (d.doc_id, d.source) or d.source == resolved]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import functools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,7 @@ INSTALL_HINT = "pip install ik-llama-cpp-python==0.1.5"
 
 
 @functools.cache
-def _api() -> object:
+def _api() -> Any:
     """The runtime's ctypes API, with the functions its own layer leaves untyped typed (once)."""
     try:
         from ik_llama_cpp import _ctypes_api as api

@@ -14,6 +14,9 @@ clean run's time. ``tests/test_crash_loops.py`` runs a few rounds on the tiny mo
 
     python benchmarks/crash.py                   # 20 rounds of each, default models
     python benchmarks/crash.py --rounds 3 --skip finetune
+    LORAG_GENERATOR__MODEL=HuggingFaceTB/SmolLM2-135M-Instruct python benchmarks/crash.py \
+        --skip ingest batch --examples 12 --finetune-set max_steps=12 \
+        --out benchmarks/results/crash-finetune.json   # the README's fine-tuning row
 """
 
 from __future__ import annotations
@@ -242,9 +245,17 @@ def losses_of(data_dir: Path, name: str) -> tuple[int, list[float]]:
 
 
 def finetune_loop(
-    work: Path, dataset: Path, env: dict[str, str], rounds: int, seed: int, tolerance: float
+    work: Path,
+    dataset: Path,
+    env: dict[str, str],
+    rounds: int,
+    seed: int,
+    tolerance: float,
+    overrides: Sequence[str] = (),
 ) -> Loop:
-    args = ["finetune", "--data", str(dataset), "--name", "crash"]
+    """``lorag finetune`` on ``dataset`` with the recipe's ``overrides`` (``key=value``)."""
+    sets = [arg for override in overrides for arg in ("--set", override)]
+    args = ["finetune", "--data", str(dataset), "--name", "crash", *sets]
     run(args, env_for(env, work / "finetune-warm-up"))  # converts the model into the shared cache
     clean_dir = work / "finetune-clean"
     clean_s = run(args, env_for(env, clean_dir))
@@ -328,6 +339,13 @@ def main() -> None:
     parser.add_argument("--skip", nargs="*", default=[], choices=["ingest", "batch", "finetune"])
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--tolerance", type=float, default=1e-2, help="relative loss difference")
+    parser.add_argument(
+        "--finetune-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a recipe override for the fine-tuning runs (repeatable), as `lorag finetune --set`",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "crash.json")
     options = parser.parse_args()
 
@@ -357,9 +375,22 @@ def main() -> None:
         if "finetune" not in options.skip:
             dataset = write_dataset(work / "facts.jsonl", options.examples)
             loops.append(
-                finetune_loop(work, dataset, env, options.rounds, options.seed, options.tolerance)
+                finetune_loop(
+                    work,
+                    dataset,
+                    env,
+                    options.rounds,
+                    options.seed,
+                    options.tolerance,
+                    options.finetune_set,
+                )
             )
-    results = {"machine": machine(), "loops": {loop.name: loop.summary() for loop in loops}}
+    results = {
+        "machine": machine(),
+        "generator": load_settings().generator.model,
+        "finetune_set": options.finetune_set,
+        "loops": {loop.name: loop.summary() for loop in loops},
+    }
     for loop in loops:
         summary = results["loops"][loop.name]
         print(

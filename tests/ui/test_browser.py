@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -133,11 +134,15 @@ def _ui_server(root: Path, **settings: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        # what the UI and the API said (a failed step's cause is often only there)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log, ARTIFACTS / f"{root.name}-lorag-ui.log")
 
 
 @contextmanager
 def _browser_page(failure_shot: Path) -> Iterator[Page]:
-    """A page in headless chromium; a screenshot of it at ``failure_shot`` if a step fails."""
+    """A page in headless chromium; a screenshot of it at ``failure_shot`` if a step fails, and
+    the browser console beside it (the page's own warnings and errors)."""
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -145,10 +150,13 @@ def _browser_page(failure_shot: Path) -> Iterator[Page]:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.set_default_timeout(60_000)
+        console: list[str] = []
+        page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
         try:
             yield page
         except Exception:
             page.screenshot(path=failure_shot, full_page=True)
+            failure_shot.with_suffix(".console.log").write_text("\n".join(console) + "\n")
             raise
         finally:
             browser.close()

@@ -23,12 +23,11 @@ from typing import TYPE_CHECKING
 
 from assistant.core.errors import AdapterError, ConfigError, LoragError
 from assistant.core.files import write_json
-from assistant.core.training_rows import row_doc_ids
 from assistant.runtime import Runtime
 from assistant.training import (
     DEFAULT_RECIPE,
+    RunSources,
     Trained,
-    _content_hashes,
     _with_held_out_checks,
     load_train_config,
     register_run,
@@ -105,25 +104,14 @@ def distill_adapter(
     data = plan.data or _raft_dataset(
         runtime, plan, run_dir, config.seed, on_dataset, show_progress
     )
-    doc_ids = row_doc_ids(data)  # before training: an erasure meanwhile rewrites the rows
-    hashes = _content_hashes(runtime, doc_ids)
+    sources = RunSources.read(runtime, data, started)
     result = _distil(
         runtime, plan.teacher, (config, options), data, run_dir, plan.resume, progress, announce
     )
     if plan.from_collection is not None:
         result = _with_held_out_checks(runtime, plan.from_collection, config, data, result)
-    record = register_run(
-        runtime,
-        run_dir,
-        data,
-        name=plan.name,
-        version=plan.version,
-        method=config.method,
-        fingerprint=result.data_fingerprint,
-        doc_ids=doc_ids,
-        hashes=hashes,
-        started=started,
-    )
+    named, trained = (plan.name, plan.version), (config.method, result)
+    record = register_run(runtime, named, run_dir, data, trained, sources)
     return Trained(record, result)
 
 

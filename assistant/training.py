@@ -200,8 +200,7 @@ def _train_adapter(
         check_gate(runtime, plan, makes_eval_set=False)
     assert data is not None
 
-    doc_ids = row_doc_ids(data)  # before training: an erasure meanwhile rewrites the rows
-    hashes = _content_hashes(runtime, doc_ids)
+    sources = RunSources.read(runtime, data, started)
     replay = run_dir / REPLAY_FILE
     if config.replay_examples and not (plan.resume and replay.is_file()):
         write_replay_rows(runtime.generator, replay, config.replay_examples, config.seed)
@@ -216,18 +215,8 @@ def _train_adapter(
     trained_from = plan.from_collection or plan.from_feedback
     if trained_from is not None:
         result = _with_held_out_checks(runtime, trained_from, config, data, result)
-    record = register_run(
-        runtime,
-        run_dir,
-        data,
-        name=plan.name,
-        version=plan.version,
-        method=config.method,
-        fingerprint=result.data_fingerprint,
-        doc_ids=doc_ids,
-        hashes=hashes,
-        started=started,
-    )
+    named, trained = (plan.name, plan.version), (config.method, result)
+    record = register_run(runtime, named, run_dir, data, trained, sources)
     if given is not None:
         install_eval_set(runtime.settings, collection, given)
     gating = plan.gate if plan.gate is not None else eval_path.is_file()
@@ -381,34 +370,45 @@ def retrain_adapter(
     return train_adapter(runtime, plan, progress=progress, announce=announce)
 
 
+@dataclass(frozen=True)
+class RunSources:
+    """What a run is registered with about where its rows came from, read before training (an
+    erasure meanwhile rewrites the rows): the documents' ids and content hashes, and when the
+    run started (the erasures of those documents since then taint the new version)."""
+
+    started: str
+    doc_ids: list[str]
+    hashes: dict[str, str]
+
+    @classmethod
+    def read(cls, runtime: Runtime, data: Path, started: str) -> RunSources:
+        doc_ids = row_doc_ids(data)
+        return cls(started, doc_ids, _content_hashes(runtime, doc_ids))
+
+
 def register_run(
     runtime: Runtime,
+    named: tuple[str, int | None],
     run_dir: Path,
     data: Path,
-    *,
-    name: str,
-    version: int | None,
-    method: Method,
-    fingerprint: str,
-    doc_ids: list[str],
-    hashes: dict[str, str],
-    started: str,
+    trained: tuple[Method, TrainResult],
+    sources: RunSources,
 ) -> AdapterRecord:
-    """Register the adapter a finished run in ``run_dir`` trained on ``data`` as ``name`` (at
-    ``version``, or the next one): its method and dataset fingerprint, the documents its rows
-    came from (ids and content hashes, read before training), tainted by the erasures of those
-    documents since ``started``."""
+    """Register the adapter a finished run in ``run_dir`` trained on ``data`` as ``named``
+    (name, and version or ``None`` for the next one), with ``trained``'s method and dataset
+    fingerprint and its ``sources``, tainted by their erasures since the run started."""
     from assistant.core.registry import TrainingOrigin
 
+    (name, version), (method, result) = named, trained
     origin = TrainingOrigin.of(
         runtime.settings,
         method=method,
-        dataset_fingerprint=fingerprint,
-        source_doc_ids=doc_ids,
-        source_doc_hashes=hashes,
+        dataset_fingerprint=result.data_fingerprint,
+        source_doc_ids=sources.doc_ids,
+        source_doc_hashes=sources.hashes,
     )
     record = runtime.registry.register(name, run_dir, origin, version=version, dataset=data)
-    return _tainted_since(runtime, record, started)
+    return _tainted_since(runtime, record, sources.started)
 
 
 def _tainted_since(runtime: Runtime, record: AdapterRecord, started: str) -> AdapterRecord:

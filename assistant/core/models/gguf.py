@@ -8,6 +8,7 @@ the GGUF's sha256 so a new file is converted again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -56,7 +57,7 @@ def assemble(parts: Sequence[Path], target: Path, sha256: str) -> Path:
         with os.fdopen(handle, "wb") as out:
             for part in parts:
                 with part.open("rb") as chunk:
-                    for block in iter(lambda chunk=chunk: chunk.read(1 << 20), b""):
+                    for block in iter(functools.partial(chunk.read, 1 << 20), b""):
                         digest.update(block)
                         out.write(block)
         if digest.hexdigest() != sha256:

@@ -283,7 +283,7 @@ class HFGenerator:
             worker.join()
         if failures:
             raise failures[0]
-        return [self._tokenizer.decode(tokens, skip_special_tokens=True) for tokens in generated]
+        return self._tokenizer.batch_decode(generated, skip_special_tokens=True)
 
     def _generation_config(self, max_new_tokens: int, temperature: float) -> GenerationConfig:
         from transformers import GenerationConfig

@@ -19,7 +19,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 import numpy as np
 
@@ -205,7 +205,7 @@ class LlamaCppGenerator:
                 if token in self._eos_ids or runtime.is_end(token):
                     break
                 generated.append(token)
-                text = self._tokenizer.decode(generated, skip_special_tokens=True)
+                text = cast(str, self._tokenizer.decode(generated, skip_special_tokens=True))
                 if not text.endswith("\ufffd") and len(text) > len(shown):
                     yield text[len(shown) :]
                     shown = text

@@ -29,7 +29,7 @@ import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from assistant.core.errors import AdapterError, GeneratorUnavailableError
 from assistant.core.models.hf_generator import (
@@ -42,6 +42,7 @@ from assistant.core.settings import RemoteGeneratorSettings, Settings
 
 if TYPE_CHECKING:
     import openai
+    from openai.types.chat import ChatCompletionMessageParam
     from transformers import PreTrainedTokenizerBase
 
 LoraFile = Callable[[Path], Path]
@@ -178,7 +179,7 @@ class RemoteGenerator:
         try:
             response = self.client.chat.completions.create(
                 model=self.served_name(adapter),
-                messages=messages,  # type: ignore[arg-type]
+                messages=cast("list[ChatCompletionMessageParam]", messages),
                 max_tokens=max_new_tokens,
                 temperature=temperature,
                 stream=True,

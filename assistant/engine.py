@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import re
 import time
 from collections import abc
 from collections.abc import Iterator, Sequence
@@ -30,6 +29,7 @@ import numpy as np
 from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
+from assistant import answer_text
 from assistant.citations import attribute, cited_numbers, to_citation
 from assistant.conversation import (
     Conversation,
@@ -50,7 +50,6 @@ from assistant.reranking import rerank
 
 MAX_QUESTION_CHARS = 2000
 RetrievalMode = Literal["hybrid", "dense"]
-_SENTENCE_END = re.compile(r"(?<=[.!?\n])\s+")
 
 
 @dataclass(frozen=True)
@@ -68,18 +67,6 @@ class Done:
 
 
 AnswerEvent = Token | Done
-
-
-def drop_repeated_sentences(text: str) -> str:
-    """``text`` without sentences that repeat an earlier one (a small model's loops)."""
-    seen: set[str] = set()
-    kept: list[str] = []
-    for sentence in _SENTENCE_END.split(text.strip()):
-        key = sentence.strip().lower()
-        if key and key not in seen:
-            seen.add(key)
-            kept.append(sentence.strip())
-    return " ".join(kept)
 
 
 def check_question(question: str, max_chars: int = MAX_QUESTION_CHARS) -> str:
@@ -373,13 +360,14 @@ class QueryEngine:
     ) -> Answer:
         """The ``Answer`` that generated ``text`` makes, given the ``hits`` numbered in its prompt.
 
-        Repeated sentences are dropped; the answer becomes an abstention when the model declined
-        or, with sources, when its new words are not found in them; otherwise its ``[n]``
-        markers (or, without markers, the sources holding its words) become its citations.
+        The text is tidied (:func:`assistant.answer_text.tidy`); the answer becomes an abstention
+        when the model declined or, with sources, when its new words are not found in them;
+        otherwise its ``[n]`` markers (or, without markers, the sources holding its words)
+        become its citations.
         """
         template = self.template_for(adapter)
         timings = timings if timings is not None else {}
-        text = drop_repeated_sentences(text)
+        text = answer_text.tidy(text)
         if template.is_abstention(text):
             return self._abstain(template, question, hits, "model_declined", adapter, timings)
         attributed, share = attribute(text, question, hits)

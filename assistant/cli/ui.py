@@ -37,7 +37,12 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def streamlit_command(host: str, port: int, max_upload_mb: float) -> list[str]:
-    """The ``streamlit run`` command line of the UI, headless (its upload limit: the API's)."""
+    """The ``streamlit run`` command line of the UI, headless (its upload limit: the API's).
+
+    The served UI watches no source files: Streamlit's file watcher is a development aid (it
+    offers each open page a rerun when a source file changes) and keeps a watch on every module
+    the app imports.
+    """
     import ui
 
     app = Path(ui.__file__).resolve().parent / "app.py"
@@ -53,6 +58,8 @@ def streamlit_command(host: str, port: int, max_upload_mb: float) -> list[str]:
         str(port),
         "--server.headless",
         "true",
+        "--server.fileWatcherType",
+        "none",
         "--browser.gatherUsageStats",
         "false",
         "--client.toolbarMode",

@@ -61,6 +61,7 @@ def test_the_streamlit_command_runs_the_ui_app_headless_on_the_address() -> None
     options = dict(zip(command[5::2], command[6::2], strict=True))
     assert options["--server.address"] == "127.0.0.1" and options["--server.port"] == "8555"
     assert options["--server.headless"] == "true"
+    assert options["--server.fileWatcherType"] == "none"  # a served UI reruns on no file change
     assert options["--browser.gatherUsageStats"] == "false"
     assert options["--server.maxUploadSize"] == "50"  # the API's limit, not Streamlit's 200 MB
 

@@ -49,11 +49,11 @@ def whole_fences(text: str) -> str:
     for number, piece in enumerate(pieces[1:], start=1):
         if shown and not shown.endswith("\n"):
             shown += "\n"
-        closing = number % 2 == 0
-        after = piece.lstrip(" \t") if closing else piece
-        if closing and after and not after.startswith("\n"):
-            after = "\n" + after
-        shown += FENCE + (after.rstrip(" \t") if number < len(pieces) - 1 else after)
+        if number % 2 == 0:  # a closing fence: what follows it starts a line of its own
+            piece = piece.lstrip(" \t")
+            if piece and not piece.startswith("\n"):
+                piece = "\n" + piece
+        shown += FENCE + piece.rstrip(" \t")
     return shown.rstrip()
 
 
